@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up .venv (when missing) and run every check of the project, in order:
+#   1. notebooks are clean (nbdev-clean changes nothing)
+#   2. the package is in sync with the notebooks (nbdev-export changes nothing)
+#   3. every notebook runs (nbdev-test)
+#   4. the pytest suite (tests/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true PIP_DISABLE_PIP_VERSION_CHECK=1
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+export PATH="$PWD/.venv/bin:$PATH"
+
+changed() { git status --porcelain --untracked-files=all -- "$@"; }
+before_nbs=$(changed nbs); before_lib=$(changed regression_lab pyproject.toml)
+
+echo "== 1. notebooks are clean"
+nbdev-clean
+if [ "$(changed nbs)" != "$before_nbs" ]; then
+  echo "nbdev-clean changed notebooks: run nbdev-clean and commit"; git status --short -- nbs; exit 1
+fi
+
+echo "== 2. package in sync with notebooks"
+nbdev-export
+if [ "$(changed regression_lab pyproject.toml)" != "$before_lib" ]; then
+  echo "nbdev-export changed the package: run nbdev-export and commit"; git status --short -- regression_lab; exit 1
+fi
+
+echo "== 3. notebooks run"
+nbdev-test --n-workers 2
+
+echo "== 4. pytest"
+python -m pytest tests "$@"
