@@ -226,6 +226,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'regression_lab/services.py'),
                                          'regression_lab.services._park_default_handler': ( 'services.html#_park_default_handler',
                                                                                             'regression_lab/services.py'),
+                                         'regression_lab.services._restore_default_handler': ( 'services.html#_restore_default_handler',
+                                                                                               'regression_lab/services.py'),
                                          'regression_lab.services._sqlite_path': ( 'services.html#_sqlite_path',
                                                                                    'regression_lab/services.py')},
             'regression_lab.splitters': { 'regression_lab.splitters.KFoldSplitter': ( 'splitters.html#kfoldsplitter',

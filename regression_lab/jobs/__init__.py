@@ -5,6 +5,6 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/09_jobs.ipynb #0803b3f5
+# %% ../../nbs/09_jobs.ipynb #988f86ba
 from .base import Job, Locals
 from .training import TrainingJob, TrainingLocals
