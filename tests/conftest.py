@@ -1,0 +1,135 @@
+"""Shared helpers for the regression_lab test suite: real MLflow stores, synthetic tables, the console script."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFS = ROOT / "confs"
+CLI = Path(sys.executable).parent / "regression-lab"
+INPUT_COLUMNS = ["size", "rooms", "age", "city", "condition"]
+TARGET = "price"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_loguru():
+    """Start the session with no loguru handler.
+
+    Loguru's import-time stderr handler would otherwise keep writing to whichever stream pytest had installed
+    when a `LoggerService` put it back, including streams that pytest closes after a test. Tests that care about
+    handlers add their own; the default-handler dance itself is tested in a fresh interpreter.
+    """
+    from loguru import logger
+    logger.remove()
+    yield
+
+
+# ---------------------------------------------------------------------------------------------- MLflow stores
+
+@dataclasses.dataclass
+class Store:
+    "A real MLflow SQLite store (tracking and registry) in a temporary folder."
+    folder: Path
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "mlflow.db"
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    def service(self, **settings):
+        "An `MlflowService` on this store (autologging off unless told otherwise)."
+        from regression_lab.services import MlflowService
+        settings.setdefault("autolog_disable", True)
+        return MlflowService(tracking_uri=self.uri, registry_uri=self.uri, **settings)
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def runs(self) -> list:
+        "Every run in every experiment of the store (none when the database was never created)."
+        if not self.database.exists():
+            return []
+        from mlflow.entities import ViewType
+        client = self.client()
+        ids = [experiment.experiment_id for experiment in client.search_experiments(view_type=ViewType.ALL)]
+        return client.search_runs(ids, run_view_type=ViewType.ALL, max_results=10_000) if ids else []
+
+    def model_versions(self, name: str | None = None) -> list:
+        "Every registered model version (of `name` when given; none when the database was never created)."
+        if not self.database.exists():
+            return []
+        return self.client().search_model_versions(f"name='{name}'" if name else None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    "One MLflow store shared by the tests of a module (creating a SQLite store costs seconds)."
+    return Store(tmp_path_factory.mktemp("store"))
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def synthetic_table(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """A house-price-like table: numeric and categorical (string) inputs, some inputs missing, a numeric target.
+
+    The target is a known function of the inputs plus noise, so a fitted model should explain most of it.
+    """
+    rng = np.random.default_rng(seed)
+    size = rng.normal(120.0, 30.0, rows)
+    rooms = rng.integers(1, 7, rows).astype(float)
+    age = rng.uniform(0.0, 60.0, rows)
+    city = rng.choice(["north", "south", "east", "west"], rows)
+    condition = rng.choice(["new", "good", "worn"], rows)
+    city_effect = pd.Series(city).map({"north": 80.0, "south": 20.0, "east": 50.0, "west": 0.0}).to_numpy()
+    condition_effect = pd.Series(condition).map({"new": 40.0, "good": 15.0, "worn": 0.0}).to_numpy()
+    price = 500.0 + 3.0 * size + 25.0 * rooms - 1.5 * age + city_effect + condition_effect + rng.normal(0, 10, rows)
+    frame = pd.DataFrame({"size": size, "rooms": rooms, "age": age, "city": city.astype(object),
+                          "condition": condition.astype(object), TARGET: price})
+    # missing input values, numeric and categorical
+    frame.loc[rng.choice(rows, rows // 20, replace=False), "size"] = np.nan
+    frame.loc[rng.choice(rows, rows // 20, replace=False), "city"] = None
+    return frame
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return synthetic_table()
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory, table) -> Path:
+    path = tmp_path_factory.mktemp("data") / "houses.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+def cli_env(**extra: str) -> dict[str, str]:
+    "The environment of a `regression-lab` subprocess: offline, plus `extra`."
+    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", **extra}
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    "Run the installed `regression-lab` console script with `args` in `cwd`."
+    assert CLI.exists(), f"console script not installed at {CLI}"
+    return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    "Run `code` in a fresh interpreter of the test virtualenv."
+    return subprocess.run([sys.executable, "-c", code], env=env or cli_env(),
+                          capture_output=True, text=True, timeout=120)

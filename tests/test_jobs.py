@@ -1,0 +1,184 @@
+"""The abstract Job: services started in order and stopped in reverse, errors logged and re-raised; Locals."""
+
+from __future__ import annotations
+
+import collections.abc
+import configparser
+import textwrap
+import typing as T
+
+import pydantic as pdt
+import pytest
+
+import regression_lab
+from regression_lab.core import DataError, ServiceError
+from regression_lab.jobs import Job, Locals
+from regression_lab.services import AlertsService, LoggerService, MlflowService
+
+from conftest import ROOT, run_python
+
+EVENTS: list[str] = []
+
+
+class RecordingLogger(LoggerService):
+    def start(self):
+        EVENTS.append("start logger")
+        super().start()
+
+    def stop(self):
+        EVENTS.append("stop logger")
+        super().stop()
+
+
+class RecordingAlerts(AlertsService):
+    def start(self):
+        EVENTS.append("start alerts")
+        super().start()
+
+    def stop(self):
+        EVENTS.append("stop alerts")
+        super().stop()
+
+
+class RecordingMlflow(MlflowService):
+    def start(self):
+        EVENTS.append("start mlflow")
+        super().start()
+
+    def stop(self):
+        EVENTS.append("stop mlflow")
+        super().stop()
+
+
+class NoteJob(Job):
+    "A job that notes that it ran, or fails when told to."
+    KIND: T.Literal["NoteJob"] = "NoteJob"
+    fail_with: str | None = None
+
+    def run(self) -> Locals:
+        EVENTS.append("run")
+        if self.fail_with is not None:
+            raise RuntimeError(self.fail_with)
+        return Locals(done=True)
+
+
+@pytest.fixture(autouse=True)
+def _clear_events():
+    EVENTS.clear()
+    yield
+    EVENTS.clear()
+
+
+def recording_job(store, tracking_uri: str | None = None, **fields) -> NoteJob:
+    uri = tracking_uri or store.uri
+    return NoteJob(
+        logger_service=RecordingLogger(colorize=False),
+        alerts_service=RecordingAlerts(enable=False),
+        mlflow_service=RecordingMlflow(tracking_uri=uri, registry_uri=store.uri, autolog_disable=True),
+        **fields)
+
+
+def test_job_is_abstract():
+    with pytest.raises(TypeError):
+        Job()
+
+
+def test_job_starts_services_in_order_and_stops_them_in_reverse(store):
+    # given: a job whose services record their lifetime
+    job = recording_job(store)
+    # when
+    with job:
+        result = job.run()
+    # then
+    assert result["done"] is True
+    assert EVENTS == ["start logger", "start alerts", "start mlflow", "run",
+                      "stop mlflow", "stop alerts", "stop logger"]
+
+
+def test_job_stops_started_services_when_a_later_one_cannot_start(store, tmp_path):
+    # given: an MLflow store that cannot be used
+    job = recording_job(store, tracking_uri=f"sqlite:///{tmp_path}/missing/mlflow.db")
+    # when: entering the job fails on the MLflow service
+    with pytest.raises(ServiceError, match="MlflowService"):
+        with job:
+            job.run()
+    # then: the job never ran, and the services already started were stopped, in reverse
+    assert EVENTS == ["start logger", "start alerts", "start mlflow", "stop alerts", "stop logger"]
+
+
+def test_job_exception_propagates_and_is_logged(store, tmp_path):
+    import mlflow
+    # given: a job logging to a file, which fails while running
+    log_file = tmp_path / "job.log"
+    job = NoteJob(logger_service=LoggerService(sink=str(log_file), colorize=False),
+                  alerts_service=AlertsService(enable=False), mlflow_service=store.service(),
+                  fail_with="the flux capacitor overheated")
+    # when / then: the exception reaches the caller
+    with pytest.raises(RuntimeError, match="the flux capacitor overheated"):
+        with job:
+            job.run()
+    # then: the log file names the job, the error type and message, with a traceback
+    logged = log_file.read_text()
+    assert "NoteJob failed: RuntimeError: the flux capacitor overheated" in logged
+    assert "Traceback" in logged
+    assert "[STOP] logger service" in logged
+    assert mlflow.active_run() is None
+
+
+def test_job_bad_input_propagates_and_is_logged_without_traceback(store, tmp_path):
+    # given: a job body raising an error the user can fix
+    log_file = tmp_path / "job.log"
+    job = NoteJob(logger_service=LoggerService(sink=str(log_file), colorize=False),
+                  alerts_service=AlertsService(enable=False), mlflow_service=store.service())
+    # when / then
+    with pytest.raises(DataError):
+        with job:
+            raise DataError("column 'price' is missing")
+    logged = log_file.read_text()
+    assert "NoteJob stopped on bad input: column 'price' is missing" in logged
+    assert "Traceback" not in logged
+
+
+class ScoreLocals(Locals):
+    name: str
+    score: float
+
+
+def test_locals_read_as_a_mapping_and_as_attributes():
+    # given: declared fields and an extra one
+    values = ScoreLocals(name="ridge", score=0.75, extra_note=[1, 2])
+    # then: attributes
+    assert (values.name, values.score, values.extra_note) == ("ridge", 0.75, [1, 2])
+    # then: a read-only mapping over the same names, declared fields first
+    assert isinstance(values, collections.abc.Mapping)
+    assert list(values) == ["name", "score", "extra_note"]
+    assert dict(values) == {"name": "ridge", "score": 0.75, "extra_note": [1, 2]}
+    assert values["score"] == values.score
+    assert len(values) == 3
+    assert "name" in values and "missing" not in values
+    assert values.get("missing", "default") == "default"
+    with pytest.raises(KeyError):
+        values["missing"]
+    with pytest.raises(pdt.ValidationError):
+        values.score = 1.0
+
+
+@pytest.mark.parametrize("module", ["regression_lab", "regression_lab.jobs", "regression_lab.configs",
+                                    "regression_lab.cli"])
+def test_import_is_light(module):
+    # given: a fresh interpreter
+    code = textwrap.dedent(f"""
+        import sys, {module}
+        print(sorted(name for name in ("mlflow", "sklearn", "ipywidgets") if name in sys.modules))
+    """)
+    # when
+    done = run_python(code)
+    # then: importing the library does not import the heavy dependencies
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_version_matches_settings_ini():
+    settings = configparser.ConfigParser()
+    settings.read(ROOT / "settings.ini")
+    assert regression_lab.__version__ == settings["DEFAULT"]["version"]
