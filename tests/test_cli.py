@@ -65,16 +65,39 @@ def test_train_on_a_csv_file_with_a_named_model(store, csv_file, tmp_path):
     assert summary["metrics"]["r2"] > 0.8
 
 
-@pytest.mark.parametrize("config", sorted(CONFS.glob("*.yaml")), ids=lambda path: path.name)
-def test_shipped_config_runs(config, store, tmp_path):
-    import yaml
-    registry_name = yaml.safe_load(config.read_text())["job"]["mlflow_service"]["registry_name"]
-    # when
-    done = run_cli("run", config, "--json", "--tracking-uri", store.uri, cwd=tmp_path)
-    # then
-    summary = json_summary(done)
-    assert summary["registered_model_name"] == registry_name
-    assert store.client().get_run(summary["run_id"]).info.status == "FINISHED"
+LIFECYCLE_ORDER = ["training.yaml", "training_random_forest.yaml", "tuning.yaml", "training_tuned.yaml",
+                   "promotion.yaml", "inference.yaml", "evaluation.yaml"]
+
+
+def test_every_shipped_config_is_in_the_lifecycle_order():
+    assert sorted(path.name for path in CONFS.glob("*.yaml")) == sorted(LIFECYCLE_ORDER)
+
+
+def test_shipped_configs_run_as_a_lifecycle(tmp_path_factory):
+    # given: one store and one working folder (for optuna.db and predictions.csv) shared by every config
+    store, work = Store(tmp_path_factory.mktemp("lifecycle-store")), tmp_path_factory.mktemp("lifecycle-work")
+    summaries = {}
+    for name in LIFECYCLE_ORDER:
+        # when: each config runs in order, as a user following the README would
+        done = run_cli("run", CONFS / name, "--json", "--tracking-uri", store.uri, cwd=work)
+        assert done.returncode == 0, (name, done.stderr[-3000:])
+        summaries[name] = json.loads(done.stdout.splitlines()[-1])
+    # then: training registered its models, tuning filled its study, the tuned model used the study's best
+    assert summaries["training.yaml"]["registered_model_name"] == "diabetes"
+    assert summaries["training_random_forest.yaml"]["registered_model_name"] == "diabetes-forest"
+    assert summaries["tuning.yaml"]["n_trials"] == 12
+    tuned_params = store.client().get_run(summaries["training_tuned.yaml"]["run_id"]).data.params
+    for param, value in summaries["tuning.yaml"]["best_params"].items():
+        assert float(tuned_params[f"model.{param}"]) == pytest.approx(value)
+    # then: the champion is the tuned model (the latest diabetes version), used by inference and evaluation
+    assert summaries["promotion.yaml"] == {**summaries["promotion.yaml"], "alias": "champion",
+                                           "version": summaries["training_tuned.yaml"]["model_version"]}
+    assert summaries["inference.yaml"]["rows"] == 442
+    assert (work / "predictions.csv").read_text().count("\n") == 443
+    assert summaries["evaluation.yaml"]["passed"] is True
+    for summary in summaries.values():
+        if "run_id" in summary:
+            assert store.client().get_run(summary["run_id"]).info.status == "FINISHED"
 
 
 def test_override_is_visible_in_the_run_params(store, tmp_path):

@@ -272,6 +272,16 @@ def test_mlflow_tracking_uri_in_missing_folder_raises_service_error(tmp_path):
     assert not (tmp_path / "no-such-folder").exists()
 
 
+def test_mlflow_unreachable_tracking_server_raises_service_error_quickly():
+    # given: a tracking server address on loopback where nothing listens (port 9, discard)
+    uri = "http://127.0.0.1:9"
+    service = MlflowService(tracking_uri=uri, registry_uri=uri, autolog_disable=True)
+    # when / then: start fails with the service, the setting and the reason, not after minutes of retries
+    with pytest.raises(ServiceError) as caught:
+        service.start()
+    assert f"MlflowService could not start: tracking_uri={uri!r}" in str(caught.value)
+
+
 def test_mlflow_artifacts_go_to_mlruns_beside_the_database(store):
     import mlflow
     # given: a new experiment in a SQLite store

@@ -5,6 +5,9 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/09_jobs.ipynb #988f86ba
+# %% ../../nbs/09_jobs.ipynb #ab8973ae
 from .base import Job, Locals
 from .training import TrainingJob, TrainingLocals
+from .tuning import TunedModel, TuningJob, TuningLocals
+from .lifecycle import (EvaluationLocals, EvaluationsJob, InferenceJob, InferenceLocals,
+                                           PromotionJob, PromotionLocals, ThresholdError)
