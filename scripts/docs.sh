@@ -5,10 +5,6 @@
 # Notebooks are not re-executed: the pages show the outputs saved in them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true PIP_DISABLE_PIP_VERSION_CHECK=1
-
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+source scripts/setup.sh
 
 .venv/bin/python docs/build.py

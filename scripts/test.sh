@@ -6,11 +6,7 @@
 #   4. the pytest suite (tests/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true PIP_DISABLE_PIP_VERSION_CHECK=1
-
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+source scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 changed() { git status --porcelain --untracked-files=all -- "$@"; }
