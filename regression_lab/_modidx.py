@@ -40,6 +40,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'regression_lab.core.Kinded.family': ('core.html#kinded.family', 'regression_lab/core.py'),
                                      'regression_lab.core.Kinded.is_family': ('core.html#kinded.is_family', 'regression_lab/core.py'),
                                      'regression_lab.core.ServiceError': ('core.html#serviceerror', 'regression_lab/core.py'),
+                                     'regression_lab.core._shadows_library': ('core.html#_shadows_library', 'regression_lab/core.py'),
                                      'regression_lab.core.describe_validation_error': ( 'core.html#describe_validation_error',
                                                                                         'regression_lab/core.py'),
                                      'regression_lab.core.family': ('core.html#family', 'regression_lab/core.py'),
