@@ -181,8 +181,11 @@ def test_imports_register_a_user_defined_model_kind(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", sorted(CONFS.glob("*.yaml")), ids=lambda path: path.name)
 def test_shipped_configs_validate(path):
+    import yaml
+    from regression_lab.jobs import Job
     job = parse_job(load_config(path))
-    assert isinstance(job, TrainingJob)
+    assert isinstance(job, Job)
+    assert job.KIND == yaml.safe_load(path.read_text())["job"]["KIND"]
 
 
 def test_kind_schema_of_unknown_kind_is_a_config_error():
