@@ -179,6 +179,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                           'regression_lab/jobs/lifecycle.py'),
                                                'regression_lab.jobs.lifecycle._registry_error': ( 'jobs_lifecycle.html#_registry_error',
                                                                                                   'regression_lab/jobs/lifecycle.py'),
+                                               'regression_lab.jobs.lifecycle.champion_uri': ( 'jobs_lifecycle.html#champion_uri',
+                                                                                               'regression_lab/jobs/lifecycle.py'),
                                                'regression_lab.jobs.lifecycle.check_signature': ( 'jobs_lifecycle.html#check_signature',
                                                                                                   'regression_lab/jobs/lifecycle.py'),
                                                'regression_lab.jobs.lifecycle.load_model': ( 'jobs_lifecycle.html#load_model',
