@@ -11,7 +11,7 @@ import typing as T
 import pydantic as pdt
 
 # %% auto #0
-__all__ = ['in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'Kinded', 'Component', 'family',
+__all__ = ['Kind', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'Kinded', 'Component', 'family',
            'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53
@@ -95,6 +95,9 @@ def family(cls: type) -> type:
     "Class decorator: make `cls` the base of a new family with its own registry of kinds."
     cls.kinds = {}
     return cls
+
+# %% ../nbs/00_core.ipynb #9456953b
+Kind = pdt.SerializeAsAny  # `Kind[Family]`: a field holding any kind of `Family`, saved with that kind's own fields
 
 # %% ../nbs/00_core.ipynb #1bbd7e96
 def describe_validation_error(error: pdt.ValidationError, prefix: str = "") -> str:

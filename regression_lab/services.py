@@ -22,7 +22,7 @@ from loguru import logger as _logger
 from .core import ServiceError, in_notebook
 
 # %% auto #0
-__all__ = ['Service', 'LoggerService', 'AlertsService', 'MlflowService']
+__all__ = ['Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command', 'MlflowService']
 
 # %% ../nbs/01_services.ipynb #15fcafd1
 class Service(pdt.BaseModel, abc.ABC, extra="forbid"):
@@ -161,14 +161,23 @@ class AlertsService(Service):
         subprocess.run(command, check=True, timeout=10, capture_output=True)
 
 # %% ../nbs/01_services.ipynb #78ba5f6b
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     "The database file of an `sqlite:///` URI, or None for any other URI."
     prefix = "sqlite:///"
     return Path(uri[len(prefix):]).expanduser() if uri.startswith(prefix) else None
 
+def absolute_uri(uri: str) -> str:
+    "`uri` with an `sqlite:///` path made absolute, so that processes in other folders find the same store."
+    database = sqlite_path(uri)
+    return f"sqlite:///{database.resolve()}" if database else uri
+
+def ui_command(tracking_uri: str) -> str:
+    "The command that opens the MLflow UI on the store at `tracking_uri`."
+    return f"mlflow ui --backend-store-uri {absolute_uri(tracking_uri)}"
+
 def _default_artifact_location(tracking_uri: str) -> str | None:
     "`mlruns/` beside an SQLite database; the store's own default otherwise."
-    database = _sqlite_path(tracking_uri)
+    database = sqlite_path(tracking_uri)
     return (database.resolve().parent / "mlruns").as_uri() if database else None
 
 # %% ../nbs/01_services.ipynb #b6dea1a1
@@ -186,7 +195,7 @@ class MlflowService(Service):
         log_system_metrics: bool | None = True
 
     tracking_uri: str = "sqlite:///mlflow.db"
-    registry_uri: str = "sqlite:///mlflow.db"
+    registry_uri: str = "sqlite:///mlflow.db"  # follows `tracking_uri` unless given
     experiment_name: str = "regression_lab"
     registry_name: str = "regression_lab"
     artifact_location: str | None = None
@@ -200,6 +209,18 @@ class MlflowService(Service):
     autolog_silent: bool = True
     log_level: str = "WARNING"
     _experiment_id: str | None = pdt.PrivateAttr(default=None)
+
+    @pdt.model_validator(mode="before")
+    @classmethod
+    def _registry_follows_tracking(cls, data: T.Any) -> T.Any:
+        "The registry lives in the tracking store unless a `registry_uri` says otherwise."
+        if isinstance(data, dict) and data.get("tracking_uri") and not data.get("registry_uri"):
+            data = {**data, "registry_uri": data["tracking_uri"]}
+        return data
+
+    def pointed_at(self, tracking_uri: str) -> MlflowService:
+        "A copy of this service on the store at `tracking_uri`, its registry included."
+        return self.model_copy(update={"tracking_uri": tracking_uri, "registry_uri": tracking_uri})
 
     def start(self) -> None:
         import logging
@@ -311,7 +332,7 @@ class MlflowService(Service):
 # %% ../nbs/01_services.ipynb #f3b909a0
 def _check_store(setting: str, uri: str) -> None:
     "Raise `ServiceError` when the store at `uri` cannot be used."
-    database = _sqlite_path(uri)
+    database = sqlite_path(uri)
     if database is None:
         return
     folder = database.resolve().parent

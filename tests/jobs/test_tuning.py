@@ -1,0 +1,294 @@
+"""TuningJob against a real Optuna SQLite store and a real MLflow store: resume, retries, workers, Dask, pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI, ROOT, Store, cli_env, run_cli
+
+from regression_lab.data import DatasetReader
+from regression_lab.jobs import TuningJob
+from regression_lab.services import AlertsService, LoggerService
+from regression_lab.trials import FloatParam, MedianPruner, NoPruner, RandomSampler, TrialStore
+
+TESTS = Path(__file__).resolve().parent  # tuning_kinds.py lives here
+
+
+def tuning_job(store: Store, trials_db, **settings) -> TuningJob:
+    "A ridge search on the diabetes data, quiet, tracked in `store`, trials in `trials_db`."
+    settings = {"model": {"KIND": "RidgeModel"}, "sampler": RandomSampler(seed=0), "pruner": NoPruner(),
+                "n_trials": 6, "study_name": "study", "progress": False,
+                "splitter": {"KIND": "KFoldSplitter", "n_splits": 3}, **settings}
+    return TuningJob(inputs=DatasetReader(drop=["target"]), targets=DatasetReader(columns=["target"]),
+                     store=TrialStore(url=f"sqlite:///{trials_db}", heartbeat_interval=1, grace_period=2),
+                     logger_service=LoggerService(sink=str(trials_db.parent / "job.log"), colorize=False),
+                     alerts_service=AlertsService(enable=False), mlflow_service=store.service(), **settings)
+
+
+def run(job):
+    with job:
+        return job.run()
+
+
+def states(history) -> list[str]:
+    return history.sort_values("trial")["state"].tolist()
+
+
+def test_parallel_workers_fill_the_study_exactly_with_distinct_trials(store, tmp_path):
+    # when: eight trials on two worker threads
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=8, n_jobs=2)
+    result = run(job)
+    history = job.store.history("study")
+    # then: exactly eight, each finished once, each a different configuration
+    assert result.n_trials == 8
+    assert states(history) == ["COMPLETE"] * 8
+    assert history["params.alpha"].nunique() == 8
+    assert result.best_value == pytest.approx(history["value"].min())
+    # then: each fold's running score was reported
+    assert set(history["folds"]) == {3}
+
+
+def test_resuming_runs_only_the_missing_trials(store, tmp_path):
+    # given: a finished study of four trials
+    first = tuning_job(store, tmp_path / "optuna.db", n_trials=4)
+    run(first)
+    before = first.store.history("study")
+    # when: the same study is asked for ten
+    resumed = run(tuning_job(store, tmp_path / "optuna.db", n_trials=10))
+    after = first.store.history("study")
+    # then: six more trials ran, the first four untouched, no configuration tried twice
+    assert resumed.n_trials == 10
+    assert len(after) == 10
+    assert after.head(4)[["trial", "value", "params.alpha"]].equals(before[["trial", "value", "params.alpha"]])
+    assert after["params.alpha"].nunique() == 10
+    # then: the store lists the study as finished
+    studies = first.store.studies().set_index("study")
+    assert studies.loc["study", "status"] == "finished"
+    assert studies.loc["study", "complete"] == 10
+
+
+def test_a_trial_that_raises_is_retried_and_every_attempt_recorded(store, tmp_path, monkeypatch):
+    # given: a model whose first fit of each configuration raises
+    monkeypatch.syspath_prepend(str(TESTS))
+    import tuning_kinds  # noqa: F401 (registers the kinds)
+    monkeypatch.setenv("FLAKY_DIR", str(tmp_path))
+    job = tuning_job(store, tmp_path / "optuna.db", model={"KIND": "FlakyRidgeModel"}, n_trials=3, max_attempts=2,
+                     search_space={"alpha": FloatParam(low=0.01, high=10, log=True)})
+    # when
+    result = run(job)
+    history = job.store.history("study").sort_values("trial")
+    # then: each configuration failed once, with its error, and finished on its second attempt
+    assert result.n_trials == 3
+    assert states(history) == ["FAIL", "COMPLETE"] * 3
+    assert history.groupby("configuration")["attempt"].apply(list).tolist() == [[1, 2]] * 3
+    failed = history[history["state"] == "FAIL"]
+    assert all(error.startswith("RuntimeError: resource busy for alpha=") for error in failed["error"])
+    # then: MLflow has one nested run per attempt under the search's run, failures marked FAILED
+    client = store.client()
+    children = client.search_runs([job.mlflow_service.experiment_id or client.get_run(result.run_id).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert sorted(child.info.status for child in children) == ["FAILED"] * 3 + ["FINISHED"] * 3
+    assert all("resource busy" in c.data.tags["regression_lab.error"] for c in children if c.info.status == "FAILED")
+
+
+def test_a_configuration_out_of_attempts_counts_as_done(store, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    import tuning_kinds  # noqa: F401
+    monkeypatch.setenv("FLAKY_DIR", str(tmp_path))
+    # given: one attempt allowed, so the first configuration fails for good
+    job = tuning_job(store, tmp_path / "optuna.db", model={"KIND": "FlakyRidgeModel"}, n_trials=2, max_attempts=1,
+                     search_space={"alpha": FloatParam(low=0.01, high=10, log=True)})
+    # when / then: the search has no finished trial to pick a best from, and says why
+    with pytest.raises(RuntimeError, match="has no finished trial; last error: RuntimeError: resource busy"):
+        run(job)
+    history = job.store.history("study")
+    assert states(history) == ["FAIL", "FAIL"]
+    assert job.store.studies().set_index("study").loc["study", "status"] == "finished"
+
+
+def test_the_parent_run_holds_the_best_parameters_and_the_history(store, tmp_path):
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=5)
+    result = run(job)
+    parent = store.client().get_run(result.run_id)
+    assert float(parent.data.params["best.alpha"]) == pytest.approx(result.best_params["alpha"])
+    assert parent.data.metrics["best_value"] == pytest.approx(result.best_value)
+    assert parent.data.metrics["trials_finished"] == 5
+    artifacts = [a.path for a in store.client().list_artifacts(result.run_id)]
+    assert "trials.csv" in artifacts and "job.json" in artifacts
+
+
+def test_hopeless_trials_are_pruned_after_their_first_folds(store, tmp_path):
+    # given: a space where most alphas are far too large, a pruner that starts after two trials
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=14, pruner=MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+                     search_space={"alpha": FloatParam(low=1e-3, high=1e6, log=True)},
+                     splitter={"KIND": "KFoldSplitter", "n_splits": 5})
+    result = run(job)
+    history = job.store.history("study")
+    pruned = history[history["state"] == "PRUNED"]
+    # then: some trials stopped before their last fold, and they still count towards the fourteen
+    assert result.n_trials == 14
+    assert len(pruned) >= 1
+    assert (pruned["folds"] < 5).all()
+
+
+def test_a_study_cannot_be_resumed_with_another_model(store, tmp_path):
+    run(tuning_job(store, tmp_path / "optuna.db", n_trials=2))
+    other = tuning_job(store, tmp_path / "optuna.db", n_trials=4, model={"KIND": "HistGradientBoostingModel"})
+    with pytest.raises(Exception, match="another model, metric or search space"):
+        run(other)
+
+
+def test_a_search_space_naming_no_model_field_is_refused(store, tmp_path):
+    with pytest.raises(ValueError, match="'depth' not a field of RidgeModel"):
+        tuning_job(store, tmp_path / "optuna.db", search_space={"depth": {"KIND": "IntParam", "low": 1, "high": 3}})
+
+
+# ------------------------------------------------------------------------------------------- interrupted process
+
+def trial_states(db) -> dict[str, int]:
+    "Trial states in the Optuna database `db`, read with plain sqlite3 (no Optuna in the test process)."
+    import sqlite3
+    with sqlite3.connect(db) as connection:
+        return dict(connection.execute("select state, count(*) from trials group by state").fetchall())
+
+
+def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted_trial(tmp_path):
+    # given: a config whose trials are slow enough to interrupt
+    config = tmp_path / "tune.yaml"
+    config.write_text(textwrap.dedent("""
+        imports: [tuning_kinds]
+        job:
+          KIND: TuningJob
+          inputs: {KIND: DatasetReader, drop: [target]}
+          targets: {KIND: DatasetReader, columns: [target]}
+          model: {KIND: SlowRidgeModel, delay: 0.4}
+          search_space: {alpha: {KIND: FloatParam, low: 0.01, high: 10, log: true}}
+          splitter: {KIND: KFoldSplitter, n_splits: 3}
+          sampler: {KIND: RandomSampler, seed: 3}
+          pruner: {KIND: NoPruner}
+          n_trials: 5
+          study_name: interrupted
+          store: {url: "sqlite:///optuna.db", heartbeat_interval: 1, grace_period: 2}
+          progress: false
+    """))
+    env = cli_env(PYTHONPATH=str(TESTS))
+    command = [str(CLI), "run", str(config), "--json", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    db = tmp_path / "optuna.db"
+    # when: the process is killed once two trials are complete and a third is running
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                counts = trial_states(db)
+            except Exception:
+                counts = {}
+            if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING", 0) == 1:
+                break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"the search never reached two finished trials: {process.communicate()[1][-2000:]}")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = trial_states(db)
+    assert before.get("RUNNING") == 1
+    time.sleep(3)  # past the grace period: the running trial's heartbeat is stale
+    # when: the same command runs again
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.splitlines()[-1])
+    # then: exactly five configurations finished; the interrupted one failed and was retried; none ran twice
+    assert summary["n_trials"] == 5
+    from regression_lab.trials import TrialStore
+    history = TrialStore(url=f"sqlite:///{db}").history("interrupted").sort_values("trial")
+    complete = history[history["state"] == "COMPLETE"]
+    assert len(complete) == 5
+    assert complete["configuration"].nunique() == 5
+    failed = history[history["state"] == "FAIL"]
+    assert len(failed) == 1
+    retried = history[history["configuration"] == failed["configuration"].iloc[0]]
+    assert retried["attempt"].tolist() == [1, 2]
+    assert retried["state"].tolist() == ["FAIL", "COMPLETE"]
+
+
+# ------------------------------------------------------------------------------------------------------- Dask
+
+def test_trials_run_on_a_dask_cluster(store, tmp_path):
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        job = tuning_job(store, tmp_path / "optuna.db", n_trials=6, scheduler=cluster.scheduler_address)
+        result = run(job)
+        workers = set(cluster.scheduler_info["workers"]) if isinstance(cluster.scheduler_info, dict) else None
+    history = job.store.history("study")
+    assert result.n_trials == 6
+    assert states(history) == ["COMPLETE"] * 6
+    study = job.store.load("study")
+    used = {trial.user_attrs["worker"] for trial in study.get_trials()}
+    assert len(used) >= 1 and all(address.startswith("tcp://127.0.0.1:") for address in used)
+    if workers:
+        assert used <= workers
+
+
+def test_a_dask_worker_that_dies_leaves_its_trial_failed_and_retried(store, tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    import tuning_kinds  # noqa: F401
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        job = tuning_job(store, tmp_path / "optuna.db", n_trials=3, scheduler=cluster.scheduler_address,
+                         model={"KIND": "SlowRidgeModel", "delay": 1.0},
+                         search_space={"alpha": FloatParam(low=0.01, high=10, log=True)})
+        outcome = {}
+        searcher = threading.Thread(target=lambda: outcome.setdefault("result", run(job)))
+        searcher.start()
+        # when: a worker is killed while it holds a trial
+        killed = None
+        deadline = time.time() + 120
+        while killed is None and time.time() < deadline:
+            try:
+                for trial in job.store.load("study").get_trials():
+                    if trial.state.name == "RUNNING" and "worker" in trial.user_attrs:
+                        pids = client.run(os.getpid, workers=[trial.user_attrs["worker"]])
+                        os.kill(pids[trial.user_attrs["worker"]], signal.SIGKILL)
+                        killed = trial.number
+                        break
+            except Exception:
+                pass
+            time.sleep(0.1)
+        searcher.join(timeout=240)
+    assert killed is not None, "no trial was seen running on a worker"
+    assert "result" in outcome, "the search did not finish"
+    history = job.store.history("study").set_index("trial")
+    # then: the killed trial is FAIL with the dead worker named, and its configuration finished on a retry
+    assert history.loc[killed, "state"] == "FAIL"
+    assert "died during the trial" in history.loc[killed, "error"]
+    configuration = history.loc[killed, "configuration"]
+    assert "COMPLETE" in history[history["configuration"] == configuration]["state"].tolist()
+    assert outcome["result"].n_trials == 3
+    assert "RUNNING" not in history["state"].tolist()
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+def test_tune_command_prints_the_study_and_its_best(tmp_path):
+    done = run_cli("tune", "--model", "ridge", "--trials", "4", "--study", "cli", "--n-jobs", "2",
+                   "--storage", f"sqlite:///{tmp_path}/trials.db", "--json",
+                   "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert {"study", "n_trials", "best_params", "best_value"} <= set(summary)
+    assert summary["study"] == "cli" and summary["n_trials"] == 4
+    assert set(summary["best_params"]) == {"alpha"}
