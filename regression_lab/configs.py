@@ -17,48 +17,70 @@ from .jobs import Job
 # %% auto #0
 __all__ = ['load_config', 'parse_job', 'config_schema', 'all_kinds', 'kind_schema']
 
-# %% ../nbs/09_configs.ipynb #0096440f
-def load_config(*paths: str | Path, overrides: T.Sequence[str] = (),
-                base: T.Mapping[str, T.Any] | None = None) -> dict[str, T.Any]:
-    "Merge `base`, then the YAML files at `paths` in order, then the `key=value` `overrides`, into a plain dict."
+# %% ../nbs/09_configs.ipynb #e785226a
+def _one_line(error: Exception) -> str:
+    "The message of `error` with its line breaks folded, as a command line prints it."
+    return " ".join(str(error).split())
+
+# %% ../nbs/09_configs.ipynb #0f9b20f9
+def _read_part(path: str | Path):
+    "The YAML file at `path` as an OmegaConf mapping, or a `ConfigError` naming the file."
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
+    if not Path(path).is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        part = OmegaConf.load(path)
+    except (YAMLError, OmegaConfBaseException) as error:
+        raise ConfigError(f"{path}: not a valid YAML config: {_one_line(error)}") from error
+    if not isinstance(part, DictConfig):
+        raise ConfigError(f"{path}: a config file must hold a mapping, not a {type(part).__name__}")
+    return part
+
+# %% ../nbs/09_configs.ipynb #85a31a1b
+def _override_part(override: str):
+    "The `key=value` `override` as an OmegaConf mapping, or a `ConfigError` quoting it."
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+    if "=" not in override or not override.split("=", 1)[0].strip():
+        raise ConfigError(f"override {override!r} is not of the form key=value")
+    try:
+        return OmegaConf.from_dotlist([override])
+    except (YAMLError, OmegaConfBaseException) as error:
+        raise ConfigError(f"override {override!r} cannot be parsed: {_one_line(error)}") from error
+
+# %% ../nbs/09_configs.ipynb #4baa436a
+def load_config(*paths: str | Path, # YAML config files, merged in order: later files win, key by key
+                overrides: T.Sequence[str] = (), # `key=value` overrides with dotted keys, applied last
+                base: T.Mapping[str, T.Any] | None = None, # a mapping merged first, under the files
+               ) -> dict[str, T.Any]:
+    "Merge `base`, then the YAML files at `paths` in order, then the `key=value` `overrides`, into a plain dict."
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
     parts = [OmegaConf.create(dict(base))] if base is not None else []
-    for path in paths:
-        if not Path(path).is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            part = OmegaConf.load(path)
-        except (YAMLError, OmegaConfBaseException) as error:
-            raise ConfigError(f"{path}: not a valid YAML config: {_one_line(error)}") from error
-        if not isinstance(part, DictConfig):
-            raise ConfigError(f"{path}: a config file must hold a mapping, not a {type(part).__name__}")
-        parts.append(part)
-    for override in overrides:
-        if "=" not in override or not override.split("=", 1)[0].strip():
-            raise ConfigError(f"override {override!r} is not of the form key=value")
-        try:
-            parts.append(OmegaConf.from_dotlist([override]))
-        except (YAMLError, OmegaConfBaseException) as error:
-            raise ConfigError(f"override {override!r} cannot be parsed: {_one_line(error)}") from error
+    parts += [_read_part(path) for path in paths]
+    parts += [_override_part(override) for override in overrides]
     try:
         return OmegaConf.to_container(OmegaConf.merge(*parts), resolve=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"config cannot be merged or resolved: {_one_line(error)}") from error
 
-def _one_line(error: Exception) -> str:
-    "The message of `error` with its line breaks folded, as a command line prints it."
-    return " ".join(str(error).split())
-
-# %% ../nbs/09_configs.ipynb #cadb8013
-def parse_job(config: T.Mapping[str, T.Any]) -> Job:
-    "The job described by `config['job']`, validated; `config['imports']` are imported first."
-    for module in config.get("imports") or []:
+# %% ../nbs/09_configs.ipynb #54dda3a9
+def _import_kinds(modules: T.Iterable[str]) -> None:
+    "Import `modules`, so the kinds they define register themselves; a `ConfigError` names one that fails."
+    for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as error:
             raise ConfigError(f"imports: cannot import {module!r}: {error}") from error
+
+# %% ../nbs/09_configs.ipynb #5c6096a3
+def parse_job(config: T.Mapping[str, T.Any], # a loaded config: a `job` mapping and, optionally, `imports`
+             ) -> Job:
+    "The job described by `config['job']`, validated; `config['imports']` are imported first."
+    _import_kinds(config.get("imports") or [])
     unknown = set(config) - {"job", "imports"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {', '.join(sorted(map(repr, unknown)))}; expected 'job' (and 'imports')")
@@ -69,7 +91,7 @@ def parse_job(config: T.Mapping[str, T.Any]) -> Job:
     except pdt.ValidationError as error:
         raise ConfigError(describe_validation_error(error, "job")) from error
 
-# %% ../nbs/09_configs.ipynb #9a864811
+# %% ../nbs/09_configs.ipynb #171cb496
 def config_schema() -> dict[str, T.Any]:
     "The JSON schema of a config file: `job` is one of the registered job kinds."
     jobs = pdt.TypeAdapter(Job).json_schema()
@@ -78,6 +100,7 @@ def config_schema() -> dict[str, T.Any]:
                                              "job": {k: v for k, v in jobs.items() if k != "$defs"}},
             "required": ["job"], "additionalProperties": False, "$defs": jobs.get("$defs", {})}
 
+# %% ../nbs/09_configs.ipynb #c2073d5c
 def all_kinds() -> dict[str, type]:
     "Every registered kind, job or component, by its `KIND`."
     from regression_lab import data, metrics, models, registries, splitters  # noqa: F401 (registers kinds)
@@ -90,7 +113,9 @@ def all_kinds() -> dict[str, type]:
         pending.extend(cls.__subclasses__())
     return kinds
 
-def kind_schema(kind: str) -> dict[str, T.Any]:
+# %% ../nbs/09_configs.ipynb #9852969c
+def kind_schema(kind: str, # a job or component `KIND`, e.g. `TrainingJob` or `RidgeModel`
+               ) -> dict[str, T.Any]:
     "The JSON schema of the job or component named `kind`."
     kinds = all_kinds()
     if kind not in kinds:

@@ -17,12 +17,13 @@ from ..core import ConfigError, InputError
 from .pipelines import add_pipeline_commands, pipeline_command
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'build_parser', 'model_kind', 'train_config', 'tune_config',
-           'promote_config', 'predict_config', 'evaluate_config', 'command_config', 'main']
+__all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'model_kind', 'train_config', 'tune_config', 'promote_config',
+           'predict_config', 'evaluate_config', 'command_config', 'build_parser', 'main']
 
-# %% ../../nbs/12_cli.ipynb #838e1602
+# %% ../../nbs/12_cli.ipynb #93689b65
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
+# %% ../../nbs/12_cli.ipynb #d6c3d704
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. -e job.model.alpha=0.5 (repeatable)")
@@ -34,14 +35,15 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `regression-lab` argument parser."
-    parser = argparse.ArgumentParser(prog="regression-lab", description="Train, track and register regression models.")
-    parser.add_argument("--version", action="version", version=f"regression-lab {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# %% ../../nbs/12_cli.ipynb #d97d66f2
+def _add_run(commands) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="validate and run a job from YAML configs merged in order")
     run.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files")
     _job_options(run)
+    return run
+
+# %% ../../nbs/12_cli.ipynb #2a6e0563
+def _add_train(commands) -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on a CSV/Parquet file, or on the bundled diabetes data")
     train.add_argument("--data", help="CSV or Parquet file; default: the bundled diabetes dataset")
     train.add_argument("--target", help="the target column (required with --data)")
@@ -50,43 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default="Training", help="MLflow run name")
     train.add_argument("--registry-name", help="registered model name; default regression_lab")
     _job_options(train)
-    tune = commands.add_parser("tune", help="search a model's hyperparameters (a resumable, tracked study)")
-    tune.add_argument("--data", help="CSV or Parquet file; default: the bundled diabetes dataset")
-    tune.add_argument("--target", help="the target column (required with --data)")
-    tune.add_argument("--model", default="HistGradientBoostingModel", help="model kind or short name")
-    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
-    tune.add_argument("--study", default="regression_lab", help="study name; an existing study is resumed")
-    tune.add_argument("--storage", default="sqlite:///optuna.db", help="trial store URL (default sqlite:///optuna.db)")
-    tune.add_argument("--n-jobs", type=int, default=1, help="parallel workers on this machine")
-    tune.add_argument("--scheduler", help="Dask scheduler address: run the trials on that cluster")
-    tune.add_argument("--metric", default="RMSE", help="metric kind that drives the search (RMSE, MAE, R2, MAPE)")
-    _job_options(tune)
-    promote = commands.add_parser("promote", help="put an alias on a registered model version")
-    promote.add_argument("--name", help="registered model name; default regression_lab")
-    promote.add_argument("--version", type=int, help="version to promote; default the latest")
-    promote.add_argument("--alias", default="champion", help="alias to set (default champion)")
-    _job_options(promote)
-    predict = commands.add_parser("predict", help="predict with a registered model and write CSV or Parquet")
-    predict.add_argument("--model", help="model URI, e.g. models:/diabetes@champion (default: regression_lab@champion)")
-    predict.add_argument("--data", required=True, help="CSV or Parquet file of inputs")
-    predict.add_argument("--output", default="predictions.csv", help="CSV or Parquet file to write")
-    predict.add_argument("--id-column", help="column written beside the predictions (default: row numbers)")
-    _job_options(predict)
-    evaluate = commands.add_parser("evaluate", help="score a registered model on labelled data, with thresholds")
-    evaluate.add_argument("--model", help="model URI (default: regression_lab@champion)")
-    evaluate.add_argument("--data", required=True, help="CSV or Parquet file with inputs and the target")
-    evaluate.add_argument("--target", required=True, help="the target column")
-    evaluate.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
-                          help="e.g. r2=0.5 (at least) or rmse=60 (at most); repeatable")
-    _job_options(evaluate)
-    schema = commands.add_parser("schema", help="print the JSON schema of configs, or of one kind")
-    schema.add_argument("kind", nargs="?", help="a job or component kind, e.g. TrainingJob or RidgeModel")
-    _output_options(schema)
-    add_pipeline_commands(commands)
-    return parser
+    return train
 
-# %% ../../nbs/12_cli.ipynb #477c9835
-def model_kind(name: str) -> str:
+# %% ../../nbs/12_cli.ipynb #6105b41e
+def model_kind(name: str, # a model KIND (any case), or its snake-case short name, e.g. `random_forest`
+              ) -> str:
     "The model `KIND` that `name` means: the kind itself, or its snake-case short name."
     import re
     from regression_lab.models import Model
@@ -96,6 +66,7 @@ def model_kind(name: str) -> str:
             return kind
     raise ConfigError(f"--model: unknown model {name!r}; known kinds: {', '.join(sorted(Model.kinds))}")
 
+# %% ../../nbs/12_cli.ipynb #858b5f2f
 def _io_kind(path: str, option: str, role: str = "reader") -> str:
     "The reader or writer kind for the suffix of `path`, or a `ConfigError` naming `option`."
     from regression_lab.data import file_kind
@@ -110,8 +81,13 @@ def _reader(data: str | None) -> dict[str, T.Any]:
     return {"KIND": _io_kind(data, "--data"),
             "path": data}
 
-def train_config(data: str | None = None, target: str | None = None, model: str = "HistGradientBoostingModel",
-                 name: str = "Training", registry_name: str | None = None) -> dict[str, T.Any]:
+# %% ../../nbs/12_cli.ipynb #0e5e8abd
+def train_config(data: str | None = None, # CSV or Parquet file; None: the bundled diabetes data
+                 target: str | None = None, # the column to predict (required with `data`)
+                 model: str = "HistGradientBoostingModel", # a model kind or short name
+                 name: str = "Training", # the MLflow run name
+                 registry_name: str | None = None, # the registered model name; None: the service's default
+                ) -> dict[str, T.Any]:
     "The config of the training job that `regression-lab train` runs."
     if data is not None and target is None:
         raise ConfigError("--target is required with --data: name the column to predict")
@@ -123,7 +99,22 @@ def train_config(data: str | None = None, target: str | None = None, model: str 
         job["mlflow_service"] = {"registry_name": registry_name}
     return {"job": job}
 
-# %% ../../nbs/12_cli.ipynb #acefa48b
+# %% ../../nbs/12_cli.ipynb #300aadc7
+def _add_tune(commands) -> argparse.ArgumentParser:
+    tune = commands.add_parser("tune", help="search a model's hyperparameters (a resumable, tracked study)")
+    tune.add_argument("--data", help="CSV or Parquet file; default: the bundled diabetes dataset")
+    tune.add_argument("--target", help="the target column (required with --data)")
+    tune.add_argument("--model", default="HistGradientBoostingModel", help="model kind or short name")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
+    tune.add_argument("--study", default="regression_lab", help="study name; an existing study is resumed")
+    tune.add_argument("--storage", default="sqlite:///optuna.db", help="trial store URL (default sqlite:///optuna.db)")
+    tune.add_argument("--n-jobs", type=int, default=1, help="parallel workers on this machine")
+    tune.add_argument("--scheduler", help="Dask scheduler address: run the trials on that cluster")
+    tune.add_argument("--metric", default="RMSE", help="metric kind that drives the search (RMSE, MAE, R2, MAPE)")
+    _job_options(tune)
+    return tune
+
+# %% ../../nbs/12_cli.ipynb #e98e6075
 def tune_config(data=None, target=None, model="HistGradientBoostingModel", trials=20, study="regression_lab",
                 storage="sqlite:///optuna.db", n_jobs=1, scheduler=None, metric="RMSE") -> dict[str, T.Any]:
     "The config of the tuning job that `regression-lab tune` runs."
@@ -132,9 +123,28 @@ def tune_config(data=None, target=None, model="HistGradientBoostingModel", trial
     return {"job": {**job, "KIND": "TuningJob", "n_trials": trials, "study_name": study,
                     "store": {"url": storage}, "n_jobs": n_jobs, "scheduler": scheduler, "metric": {"KIND": metric}}}
 
+# %% ../../nbs/12_cli.ipynb #ac2bc6f5
+def _add_promote(commands) -> argparse.ArgumentParser:
+    promote = commands.add_parser("promote", help="put an alias on a registered model version")
+    promote.add_argument("--name", help="registered model name; default regression_lab")
+    promote.add_argument("--version", type=int, help="version to promote; default the latest")
+    promote.add_argument("--alias", default="champion", help="alias to set (default champion)")
+    _job_options(promote)
+    return promote
+
 def promote_config(name=None, version=None, alias="champion") -> dict[str, T.Any]:
     "The config of `regression-lab promote`."
     return {"job": {"KIND": "PromotionJob", "name": name, "version": version, "alias": alias}}
+
+# %% ../../nbs/12_cli.ipynb #5ece72ca
+def _add_predict(commands) -> argparse.ArgumentParser:
+    predict = commands.add_parser("predict", help="predict with a registered model and write CSV or Parquet")
+    predict.add_argument("--model", help="model URI, e.g. models:/diabetes@champion (default: regression_lab@champion)")
+    predict.add_argument("--data", required=True, help="CSV or Parquet file of inputs")
+    predict.add_argument("--output", default="predictions.csv", help="CSV or Parquet file to write")
+    predict.add_argument("--id-column", help="column written beside the predictions (default: row numbers)")
+    _job_options(predict)
+    return predict
 
 def predict_config(model=None, data=None, output="predictions.csv", id_column=None) -> dict[str, T.Any]:
     "The config of `regression-lab predict`."
@@ -142,6 +152,18 @@ def predict_config(model=None, data=None, output="predictions.csv", id_column=No
     return {"job": {"KIND": "InferenceJob", "model_uri": model, "inputs": _reader(data),
                     "writer": {"KIND": writer, "path": output}, "id_column": id_column}}
 
+# %% ../../nbs/12_cli.ipynb #cf668cc2
+def _add_evaluate(commands) -> argparse.ArgumentParser:
+    evaluate = commands.add_parser("evaluate", help="score a registered model on labelled data, with thresholds")
+    evaluate.add_argument("--model", help="model URI (default: regression_lab@champion)")
+    evaluate.add_argument("--data", required=True, help="CSV or Parquet file with inputs and the target")
+    evaluate.add_argument("--target", required=True, help="the target column")
+    evaluate.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
+                          help="e.g. r2=0.5 (at least) or rmse=60 (at most); repeatable")
+    _job_options(evaluate)
+    return evaluate
+
+# %% ../../nbs/12_cli.ipynb #f7e7c290
 def evaluate_config(model=None, data=None, target=None, thresholds=()) -> dict[str, T.Any]:
     "The config of `regression-lab evaluate`."
     limits = {}
@@ -154,7 +176,9 @@ def evaluate_config(model=None, data=None, target=None, thresholds=()) -> dict[s
     return {"job": {"KIND": "EvaluationsJob", "model_uri": model, "inputs": {**_reader(data), "drop": [target]},
                     "targets": {**_reader(data), "columns": [target]}, "thresholds": limits}}
 
-def command_config(args: argparse.Namespace) -> dict[str, T.Any]:
+# %% ../../nbs/12_cli.ipynb #ee046c77
+def command_config(args: argparse.Namespace, # parsed `train`, `tune`, `promote`, `predict` or `evaluate` arguments
+                  ) -> dict[str, T.Any]:
     "The config that a job subcommand (other than `run`) describes."
     if args.command == "train":
         return train_config(args.data, args.target, args.model, args.name, args.registry_name)
@@ -167,7 +191,7 @@ def command_config(args: argparse.Namespace) -> dict[str, T.Any]:
         return predict_config(args.model, args.data, args.output, args.id_column)
     return evaluate_config(args.model, args.data, args.target, args.threshold)
 
-# %% ../../nbs/12_cli.ipynb #8211daac
+# %% ../../nbs/12_cli.ipynb #a7c6836b
 def _service_overrides(args: argparse.Namespace) -> list[str]:
     overrides = []
     if args.tracking_uri:
@@ -176,6 +200,7 @@ def _service_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"job.mlflow_service.experiment_name={args.experiment}")
     return overrides
 
+# %% ../../nbs/12_cli.ipynb #305433d8
 def _load_job(args: argparse.Namespace):
     from regression_lab.configs import load_config, parse_job
     overrides = [*args.overrides, *_service_overrides(args)]
@@ -185,12 +210,13 @@ def _load_job(args: argparse.Namespace):
         config = load_config(base=command_config(args), overrides=overrides)
     return parse_job(config)
 
-# %% ../../nbs/12_cli.ipynb #3f06c79a
+# %% ../../nbs/12_cli.ipynb #dcf630db
 def _summary(job, result) -> dict[str, T.Any]:
     summary = result.summary() if hasattr(result, "summary") else {
         key: value for key, value in result.items() if isinstance(value, (str, int, float, bool, dict, list))}
     return {"job": job.KIND, **summary}
 
+# %% ../../nbs/12_cli.ipynb #81f8d27f
 def _print_human(job, summary: dict[str, T.Any]) -> None:
     print(f"{job.KIND} finished" + (f": run {summary['run_id']}" if "run_id" in summary else ""))
     if "model_version" in summary:
@@ -207,17 +233,21 @@ def _print_human(job, summary: dict[str, T.Any]) -> None:
     from regression_lab.services import ui_command
     print(f"  see it in the MLflow UI: {ui_command(job.mlflow_service.tracking_uri)}")
 
-# %% ../../nbs/12_cli.ipynb #c3dd646a
-def main(argv: T.Sequence[str] | None = None) -> int:
-    "Run `regression-lab` with `argv` and return the exit code."
-    args = build_parser().parse_args(argv)
-    if args.command == "pipeline":
-        return pipeline_command(args)
+# %% ../../nbs/12_cli.ipynb #3cf99212
+def _fail(args: argparse.Namespace, code: int, message: str, summary: dict | None = None) -> int:
+    if args.debug:
+        traceback.print_exc()
+    message = " ".join(message.split())
+    message = message if len(message) <= 2000 else message[:2000] + " … (see the log above, or --debug)"
+    print(f"regression-lab: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
+    return code
+
+# %% ../../nbs/12_cli.ipynb #a539c77b
+def _job_command(args: argparse.Namespace) -> int:
+    "Run the job that `args` describe (`run` or a job subcommand) and report it; the exit code."
     try:
-        if args.command == "schema":
-            from regression_lab.configs import config_schema, kind_schema
-            print(json.dumps(kind_schema(args.kind) if args.kind else config_schema(), indent=None if args.json else 2))
-            return EXIT_OK
         job = _load_job(args)
         with job:
             result = job.run()
@@ -235,12 +265,49 @@ def main(argv: T.Sequence[str] | None = None) -> int:
         _print_human(job, summary)
     return EXIT_OK
 
-def _fail(args: argparse.Namespace, code: int, message: str, summary: dict | None = None) -> int:
-    if args.debug:
-        traceback.print_exc()
-    message = " ".join(message.split())
-    message = message if len(message) <= 2000 else message[:2000] + " … (see the log above, or --debug)"
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
-    return code
+# %% ../../nbs/12_cli.ipynb #a2a91024
+def _add_schema(commands) -> argparse.ArgumentParser:
+    schema = commands.add_parser("schema", help="print the JSON schema of configs, or of one kind")
+    schema.add_argument("kind", nargs="?", help="a job or component kind, e.g. TrainingJob or RidgeModel")
+    _output_options(schema)
+    return schema
+
+def _schema_command(args: argparse.Namespace) -> int:
+    "Print the JSON schema of configs, or of `args.kind`; the exit code."
+    try:
+        from regression_lab.configs import config_schema, kind_schema
+        print(json.dumps(kind_schema(args.kind) if args.kind else config_schema(), indent=None if args.json else 2))
+    except InputError as error:
+        return _fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
+    except Exception as error:
+        return _fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}")
+    return EXIT_OK
+
+# %% ../../nbs/12_cli.ipynb #089f9b3c
+_COMMANDS: dict[str, tuple[T.Callable, T.Callable]] = {  # command: (adds its subparser, does it and returns the exit code)
+    "run": (_add_run, _job_command),
+    "train": (_add_train, _job_command),
+    "tune": (_add_tune, _job_command),
+    "promote": (_add_promote, _job_command),
+    "predict": (_add_predict, _job_command),
+    "evaluate": (_add_evaluate, _job_command),
+    "schema": (_add_schema, _schema_command),
+    "pipeline": (add_pipeline_commands, pipeline_command),
+}
+
+# %% ../../nbs/12_cli.ipynb #c671c7d4
+def build_parser() -> argparse.ArgumentParser:
+    "The `regression-lab` argument parser."
+    parser = argparse.ArgumentParser(prog="regression-lab", description="Train, track and register regression models.")
+    parser.add_argument("--version", action="version", version=f"regression-lab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in dict.fromkeys(add for add, _ in _COMMANDS.values()):  # a module adding several commands: once
+        add(commands)
+    return parser
+
+# %% ../../nbs/12_cli.ipynb #d3292b67
+def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["train", "--json"]`; None: `sys.argv`
+        ) -> int:
+    "Run `regression-lab` with `argv` and return the exit code."
+    args = build_parser().parse_args(argv)
+    return _COMMANDS[args.command][1](args)

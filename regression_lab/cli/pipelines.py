@@ -19,8 +19,20 @@ if T.TYPE_CHECKING:
 # %% auto #0
 __all__ = ['add_pipeline_commands', 'pipeline_command', 'main']
 
-# %% ../../nbs/12a_cli_pipelines.ipynb #37adb6de
-def add_pipeline_commands(subparsers) -> argparse.ArgumentParser:
+# %% ../../nbs/12a_cli_pipelines.ipynb #7d0509eb
+def _shared_options(parser: argparse.ArgumentParser) -> None:
+    "The options of both `pipeline validate` and `pipeline run`."
+    parser.add_argument("file", nargs="?", metavar="FILE", help="the pipeline YAML file")
+    parser.add_argument("--inputs", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="the pipeline's inputs, e.g. --inputs folder=out n=3 (repeatable)")
+    parser.add_argument("--outputs", action="append", default=[], metavar="NAME[,NAME]",
+                        help="the values to produce instead of the file's outputs (comma-separated, repeatable)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    parser.add_argument("--debug", action="store_true", help="log every step's outcome and show the tracebacks of failed steps")
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #f959b349
+def add_pipeline_commands(subparsers, # the subcommands of `regression-lab` (what `add_subparsers` returned)
+                         ) -> argparse.ArgumentParser:
     "Add `pipeline validate FILE` and `pipeline run FILE` to `subparsers` (the subcommands of `regression-lab`)."
     pipeline = subparsers.add_parser("pipeline", help="check or run a pipeline of steps declared in YAML",
                                      description="Check or run a pipeline of steps declared in YAML.")
@@ -29,13 +41,7 @@ def add_pipeline_commands(subparsers) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="validate, then run every step as soon as its inputs are ready "
                                           "(exit 0 done, 1 a step failed, 2 invalid)")
     for parser in (validate, run):
-        parser.add_argument("file", nargs="?", metavar="FILE", help="the pipeline YAML file")
-        parser.add_argument("--inputs", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                            help="the pipeline's inputs, e.g. --inputs folder=out n=3 (repeatable)")
-        parser.add_argument("--outputs", action="append", default=[], metavar="NAME[,NAME]",
-                            help="the values to produce instead of the file's outputs (comma-separated, repeatable)")
-        parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-        parser.add_argument("--debug", action="store_true", help="log every step's outcome and show the tracebacks of failed steps")
+        _shared_options(parser)
     run.add_argument("--scheduler", metavar="ADDRESS", help="run the steps on the Dask cluster at ADDRESS")
     run.add_argument("--max-workers", type=int, metavar="N", help="threads running steps at once (default: Python's)")
     run.add_argument("--dry-run", action="store_true", help="execute nothing: show that the plan ends with the outputs")
@@ -43,38 +49,17 @@ def add_pipeline_commands(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--experiment", help="MLflow experiment; default the pipeline's name")
     return pipeline
 
-def pipeline_command(args: argparse.Namespace) -> int:
-    "Do `pipeline validate` or `pipeline run` for the parsed `args`; the exit code: 0 done, 1 a step failed, 2 bad input."
-    from regression_lab.pipelines import Pipeline
+# %% ../../nbs/12a_cli_pipelines.ipynb #fe9e92a1
+def _scalar(text: str) -> T.Any:
+    "A `--inputs` value read as YAML (numbers, booleans, lists); text when YAML reads it as anything else."
+    import yaml
     try:
-        file, inputs = _file_and_inputs(args)
-        outputs = [name for item in args.outputs for name in item.split(",") if name] or None
-        pipeline = Pipeline.from_yaml(file)
-        if args.pipeline_command == "validate":
-            return _validated(args, file, pipeline.validate(inputs, outputs))
-        from regression_lab.services import LoggerService
-        logger_service = LoggerService(level="DEBUG" if args.debug else "INFO", colorize=sys.stderr.isatty())
-        result = pipeline.run(inputs, outputs=outputs, scheduler=args.scheduler, max_workers=args.max_workers,
-                              dry_run=args.dry_run, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                              logger_service=logger_service)
-    except InputError as error:
-        return _invalid(args, str(error).splitlines())
-    except Exception as error:
-        if args.debug:
-            traceback.print_exc()
-        message = f"{type(error).__name__}: {error}"
-        print(f"regression-lab: pipeline failed: {message}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"status": "failed", "error": message, "outputs": {}, "steps": {}}))
-        return 1
-    return _ran(args, result)
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool, list, dict)) else text
 
-def main(argv: T.Sequence[str] | None = None) -> int:
-    "Run `regression-lab pipeline ...` with `argv` on its own and return the exit code."
-    parser = argparse.ArgumentParser(prog="regression-lab", description="Check or run pipelines.")
-    add_pipeline_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return pipeline_command(parser.parse_args(argv))
-
+# %% ../../nbs/12a_cli_pipelines.ipynb #de31e302
 def _file_and_inputs(args: argparse.Namespace) -> tuple[str, dict[str, T.Any]]:
     "The pipeline file and the `--inputs` values (a FILE written after `--inputs` is found too)."
     items, file = list(args.inputs), args.file
@@ -90,24 +75,7 @@ def _file_and_inputs(args: argparse.Namespace) -> tuple[str, dict[str, T.Any]]:
         inputs[key.strip()] = _scalar(text)
     return file, inputs
 
-def _scalar(text: str) -> T.Any:
-    "A `--inputs` value read as YAML (numbers, booleans, lists); text when YAML reads it as anything else."
-    import yaml
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, (str, int, float, bool, list, dict)) else text
-
-def _validated(args: argparse.Namespace, file: str, report) -> int:
-    if not report.valid:
-        return _invalid(args, report.problems, report)
-    if args.json:
-        print(json.dumps({"valid": True, "problems": [], "plan": report.plan, "pruned": report.pruned}))
-    else:
-        print(f"{file}: {report}")
-    return 0
-
+# %% ../../nbs/12a_cli_pipelines.ipynb #098fdfed
 def _invalid(args: argparse.Namespace, problems: list[str], report=None) -> int:
     "Every problem on its own line of stderr; exit code 2."
     print(f"regression-lab: {args.file or 'pipeline'}: {len(problems)} problem(s)", file=sys.stderr)
@@ -120,8 +88,29 @@ def _invalid(args: argparse.Namespace, problems: list[str], report=None) -> int:
         print(json.dumps({"status": "invalid", "problems": problems, "outputs": {}, "steps": {}}))
     return 2
 
-def _ran(args: argparse.Namespace, result: PipelineResult) -> int:
+# %% ../../nbs/12a_cli_pipelines.ipynb #fbf48623
+def _validated(args: argparse.Namespace, file: str, report) -> int:
+    if not report.valid:
+        return _invalid(args, report.problems, report)
+    if args.json:
+        print(json.dumps({"valid": True, "problems": [], "plan": report.plan, "pruned": report.pruned}))
+    else:
+        print(f"{file}: {report}")
+    return 0
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #42b2f6e4
+def _print_result(result: PipelineResult) -> None:
+    "A run for people: the steps, the outputs, and where to see the run in MLflow."
     from regression_lab.pipelines.runs import _jsonable
+    print(result)
+    for name, value in result.outputs.items():
+        print(f"  output {name} = {json.dumps(_jsonable(value))[:200]}")
+    if result.run_id:
+        from regression_lab.services import ui_command
+        print(f"  MLflow run {result.run_id}: {ui_command(result.tracking_uri)}")
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #51bb9f99
+def _ran(args: argparse.Namespace, result: PipelineResult) -> int:
     if args.debug:
         for name, step in result.steps.items():
             if step.traceback:
@@ -132,10 +121,51 @@ def _ran(args: argparse.Namespace, result: PipelineResult) -> int:
     if args.json:
         print(json.dumps(result.summary()))
         return 0 if result.ok else 1
-    print(result)
-    for name, value in result.outputs.items():
-        print(f"  output {name} = {json.dumps(_jsonable(value))[:200]}")
-    if result.run_id:
-        from regression_lab.services import ui_command
-        print(f"  MLflow run {result.run_id}: {ui_command(result.tracking_uri)}")
+    _print_result(result)
     return 0 if result.ok else 1
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #3d7104ed
+def _failed(args: argparse.Namespace, error: Exception) -> int:
+    "The pipeline could not run for a reason other than bad input: one line on stderr; exit code 1."
+    if args.debug:
+        traceback.print_exc()
+    message = f"{type(error).__name__}: {error}"
+    print(f"regression-lab: pipeline failed: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"status": "failed", "error": message, "outputs": {}, "steps": {}}))
+    return 1
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #c28095d0
+def _run(args: argparse.Namespace, pipeline, inputs: dict[str, T.Any], outputs: list[str] | None) -> PipelineResult:
+    "Run `pipeline` as `pipeline run` was told to."
+    from regression_lab.services import LoggerService
+    logger_service = LoggerService(level="DEBUG" if args.debug else "INFO", colorize=sys.stderr.isatty())
+    return pipeline.run(inputs, outputs=outputs, scheduler=args.scheduler, max_workers=args.max_workers,
+                        dry_run=args.dry_run, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                        logger_service=logger_service)
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #4e5c8217
+def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pipeline_commands` extended
+                    ) -> int:
+    "Do `pipeline validate` or `pipeline run` for the parsed `args`; the exit code: 0 done, 1 a step failed, 2 bad input."
+    from regression_lab.pipelines import Pipeline
+    try:
+        file, inputs = _file_and_inputs(args)
+        outputs = [name for item in args.outputs for name in item.split(",") if name] or None
+        pipeline = Pipeline.from_yaml(file)
+        if args.pipeline_command == "validate":
+            return _validated(args, file, pipeline.validate(inputs, outputs))
+        result = _run(args, pipeline, inputs, outputs)
+    except InputError as error:
+        return _invalid(args, str(error).splitlines())
+    except Exception as error:
+        return _failed(args, error)
+    return _ran(args, result)
+
+# %% ../../nbs/12a_cli_pipelines.ipynb #dca8c56d
+def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["pipeline", "validate", "p.yaml"]`; None: `sys.argv`
+        ) -> int:
+    "Run `regression-lab pipeline ...` with `argv` on its own and return the exit code."
+    parser = argparse.ArgumentParser(prog="regression-lab", description="Check or run pipelines.")
+    add_pipeline_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return pipeline_command(parser.parse_args(argv))

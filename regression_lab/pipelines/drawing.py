@@ -16,81 +16,21 @@ from .runs import PipelineResult
 # %% auto #0
 __all__ = ['pipeline_svg']
 
-# %% ../../nbs/10b_pipelines_drawing.ipynb #c1031a9a
+# %% ../../nbs/10b_pipelines_drawing.ipynb #258a36be
 _COLOURS = {None: ("#e8f0fe", "#4a6fa5"), "ok": ("#e6f4ea", "#2e7d32"), "planned": ("#e8f0fe", "#4a6fa5"),
             "failed": ("#fdecea", "#c62828"), "timed-out": ("#fff4e5", "#ef6c00"), "skipped": ("#f1f3f4", "#9aa0a6"),
             "blocked": ("#ffffff", "#c62828"), "pruned": ("#fafafa", "#bdbdbd"), "value": ("#fffde7", "#b59f3b")}
 _BOX_W, _BOX_H, _COL_W, _ROW_H, _PAD, _LANE = 140, 38, 180, 52, 16, 6
 
-def pipeline_svg(pipeline: Pipeline, statuses: T.Mapping[str, str] | None = None) -> str:
-    "An SVG drawing of `pipeline`'s plan: inputs, waves of steps, outputs; steps coloured by `statuses`."
-    plan, statuses = analyse(pipeline), statuses or {}
-    steps = {step.name: step for step in pipeline.steps}
-    levels = _levels(plan, steps)
-    waves = [[("step", name) for name in wave] for wave in plan.report.plan]
-    waves += [[] for _ in range(max(levels.values(), default=-1) + 1 - len(waves))]
-    for name in plan.blocked:
-        waves[levels[name]].append(("blocked", name))
-    columns = [[("input", name) for name in pipeline.inputs], *waves,
-               [("output", name) for name in plan.report.outputs], [("pruned", name) for name in plan.report.pruned]]
-    columns = [nodes for nodes in columns if nodes]
-    where = {node: (column, row) for column, nodes in enumerate(columns) for row, node in enumerate(nodes)}
-    bottom = _PAD + max(len(nodes) for nodes in columns) * _ROW_H - (_ROW_H - _BOX_H)
-    edges = []
-    for (role, name), place in where.items():
-        values = steps[name].inputs.values() if role in ("step", "blocked") else [name] if role == "output" else []
-        for value in values:
-            source = _anchor(where, plan.producers.get(value), value)
-            if source is not None:
-                edges.append((source, place, value))
-    skips = list(dict.fromkeys(source for source, target, _ in edges if target[0] - source[0] != 1))
-    paths = [_edge(source, target, label, bottom + _LANE * (1 + skips.index(source))  # one lane per source
-                   if target[0] - source[0] != 1 else None) for source, target, label in edges]
-    boxes = [_box(role, name, *_corner(place), steps.get(name), statuses.get(name)) for (role, name), place in where.items()]
-    width = 2 * _PAD + (len(columns) - 1) * _COL_W + _BOX_W
-    height = bottom + _PAD + _LANE * len(skips)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-            'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#888"/></marker></defs>'
-            f'<title>{html.escape(pipeline.name)}</title>{"".join(paths)}{"".join(boxes)}</svg>')
-
-def _levels(plan: PipelinePlan, steps: dict[str, Step]) -> dict[str, int]:
-    "The column of each kept step: its wave, or for a blocked step one after the latest step it waits on."
-    levels = {name: index for index, wave in enumerate(plan.report.plan) for name in wave}
-    levels |= dict.fromkeys(plan.blocked, 0)
-    for _ in plan.blocked:  # relax: a cycle only pushes its steps right, as far as there are blocked steps
-        for name in plan.blocked:
-            upstream = [levels[producer] for value in steps[name].inputs.values()
-                        if (producer := plan.producers.get(value)) in levels and producer != name]
-            levels[name] = min(1 + max(upstream, default=-1), len(plan.report.plan) + len(plan.blocked))
-    return levels
-
 def _corner(place: tuple[int, int]) -> tuple[float, float]:
     column, row = place
     return _PAD + column * _COL_W, _PAD + row * _ROW_H
 
-# %% ../../nbs/10b_pipelines_drawing.ipynb #f0a15118
-def _anchor(where: dict, producer: str | None, value: str) -> tuple[int, int] | None:
-    "The place of the node a value comes from: its producing step, or the pipeline input."
-    for node in (("step", producer), ("blocked", producer), ("input", value)):
-        if node in where:
-            return where[node]
-    return None
+# %% ../../nbs/10b_pipelines_drawing.ipynb #c2974b8e
+def _fit(text: str, size: int = 20) -> str:
+    return text if len(text) <= size else text[:size - 1] + "…"
 
-def _edge(source: tuple[int, int], target: tuple[int, int], label: str, lane: float | None) -> str:
-    "An arrow from the right of `source` to the left of `target`; along the source's lane below the boxes when it skips columns."
-    (x1, y1), (x2, y2) = _corner(source), _corner(target)
-    x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
-    if lane is None:
-        bend = max((x2 - x1) / 2, 20)
-        d = f"M {x1} {y1} C {x1 + bend} {y1}, {x2 - bend} {y2}, {x2 - 2} {y2}"
-    else:
-        d = (f"M {x1} {y1} C {x1 + 18} {y1}, {x1 + 18} {lane}, {x1 + 30} {lane} L {x2 - 30} {lane} "
-             f"C {x2 - 18} {lane}, {x2 - 18} {y2}, {x2 - 2} {y2}")
-    return (f'<path d="{d}" fill="none" stroke="#888" stroke-width="1.2" marker-end="url(#arrow)">'
-            f'<title>{html.escape(label)}</title></path>')
-
+# %% ../../nbs/10b_pipelines_drawing.ipynb #8a71b5ab
 def _box(role: str, name: str, x: float, y: float, step: Step | None, status: str | None) -> str:
     "A rounded box for a step (its callable or job kind beneath its name), a pill for a value."
     if role in ("input", "output"):
@@ -107,12 +47,97 @@ def _box(role: str, name: str, x: float, y: float, step: Step | None, status: st
             f'<text x="{x + _BOX_W / 2}" y="{y + 30}" text-anchor="middle" font-size="10" fill="#555">'
             f'{html.escape(_fit(detail, 26))}</text></g>')
 
-def _fit(text: str, size: int = 20) -> str:
-    return text if len(text) <= size else text[:size - 1] + "…"
+# %% ../../nbs/10b_pipelines_drawing.ipynb #2679c0db
+def _edge(source: tuple[int, int], target: tuple[int, int], label: str, lane: float | None) -> str:
+    "An arrow from the right of `source` to the left of `target`; along the source's lane below the boxes when it skips columns."
+    (x1, y1), (x2, y2) = _corner(source), _corner(target)
+    x1, y1, y2 = x1 + _BOX_W, y1 + _BOX_H / 2, y2 + _BOX_H / 2
+    if lane is None:
+        bend = max((x2 - x1) / 2, 20)
+        d = f"M {x1} {y1} C {x1 + bend} {y1}, {x2 - bend} {y2}, {x2 - 2} {y2}"
+    else:
+        d = (f"M {x1} {y1} C {x1 + 18} {y1}, {x1 + 18} {lane}, {x1 + 30} {lane} L {x2 - 30} {lane} "
+             f"C {x2 - 18} {lane}, {x2 - 18} {y2}, {x2 - 2} {y2}")
+    return (f'<path d="{d}" fill="none" stroke="#888" stroke-width="1.2" marker-end="url(#arrow)">'
+            f'<title>{html.escape(label)}</title></path>')
 
-# %% ../../nbs/10b_pipelines_drawing.ipynb #d13b9f3d
+# %% ../../nbs/10b_pipelines_drawing.ipynb #c0dac51e
+def _levels(plan: PipelinePlan, steps: dict[str, Step]) -> dict[str, int]:
+    "The column of each kept step: its wave, or for a blocked step one after the latest step it waits on."
+    levels = {name: index for index, wave in enumerate(plan.report.plan) for name in wave}
+    levels |= dict.fromkeys(plan.blocked, 0)
+    for _ in plan.blocked:  # relax: a cycle only pushes its steps right, as far as there are blocked steps
+        for name in plan.blocked:
+            upstream = [levels[producer] for value in steps[name].inputs.values()
+                        if (producer := plan.producers.get(value)) in levels and producer != name]
+            levels[name] = min(1 + max(upstream, default=-1), len(plan.report.plan) + len(plan.blocked))
+    return levels
+
+# %% ../../nbs/10b_pipelines_drawing.ipynb #b1fb5612
+def _columns(pipeline: Pipeline, plan: PipelinePlan, steps: dict[str, Step]) -> list[list[tuple[str, str]]]:
+    "The drawing's columns of (role, name) nodes: inputs, a column per wave (blocked steps where they wait), outputs, pruned."
+    levels = _levels(plan, steps)
+    waves = [[("step", name) for name in wave] for wave in plan.report.plan]
+    waves += [[] for _ in range(max(levels.values(), default=-1) + 1 - len(waves))]
+    for name in plan.blocked:
+        waves[levels[name]].append(("blocked", name))
+    columns = [[("input", name) for name in pipeline.inputs], *waves,
+               [("output", name) for name in plan.report.outputs], [("pruned", name) for name in plan.report.pruned]]
+    return [nodes for nodes in columns if nodes]
+
+# %% ../../nbs/10b_pipelines_drawing.ipynb #3b0a6066
+def _anchor(where: dict, producer: str | None, value: str) -> tuple[int, int] | None:
+    "The place of the node a value comes from: its producing step, or the pipeline input."
+    for node in (("step", producer), ("blocked", producer), ("input", value)):
+        if node in where:
+            return where[node]
+    return None
+
+def _edges(where: dict, steps: dict[str, Step], plan: PipelinePlan) -> list[tuple[tuple[int, int], tuple[int, int], str]]:
+    "An edge per value read, from the place of its source to the place of its reader: (source, target, value)."
+    edges = []
+    for (role, name), place in where.items():
+        values = steps[name].inputs.values() if role in ("step", "blocked") else [name] if role == "output" else []
+        for value in values:
+            source = _anchor(where, plan.producers.get(value), value)
+            if source is not None:
+                edges.append((source, place, value))
+    return edges
+
+# %% ../../nbs/10b_pipelines_drawing.ipynb #7e8e1c03
+def _arrows(edges: list[tuple], bottom: float) -> tuple[list[str], list[tuple[int, int]]]:
+    "The SVG path of each edge, and the sources of edges that skip columns: each has a lane below the boxes, in order."
+    skips = list(dict.fromkeys(source for source, target, _ in edges if target[0] - source[0] != 1))
+    paths = [_edge(source, target, label, bottom + _LANE * (1 + skips.index(source))  # one lane per source
+                   if target[0] - source[0] != 1 else None) for source, target, label in edges]
+    return paths, skips
+
+# %% ../../nbs/10b_pipelines_drawing.ipynb #8b0cbe5b
+def pipeline_svg(
+    pipeline: Pipeline,  # the pipeline to draw
+    statuses: T.Mapping[str, str] | None = None,  # how each step went, by step name (a `StepSummary.status`)
+) -> str:
+    "An SVG drawing of `pipeline`'s plan: inputs, waves of steps, outputs; steps coloured by `statuses`."
+    plan, statuses = analyse(pipeline), statuses or {}
+    steps = {step.name: step for step in pipeline.steps}
+    columns = _columns(pipeline, plan, steps)
+    where = {node: (column, row) for column, nodes in enumerate(columns) for row, node in enumerate(nodes)}
+    bottom = _PAD + max(len(nodes) for nodes in columns) * _ROW_H - (_ROW_H - _BOX_H)
+    paths, skips = _arrows(_edges(where, steps, plan), bottom)
+    boxes = [_box(role, name, *_corner(place), steps.get(name), statuses.get(name)) for (role, name), place in where.items()]
+    width = 2 * _PAD + (len(columns) - 1) * _COL_W + _BOX_W
+    height = bottom + _PAD + _LANE * len(skips)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+            'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#888"/></marker></defs>'
+            f'<title>{html.escape(pipeline.name)}</title>{"".join(paths)}{"".join(boxes)}</svg>')
+
+# %% ../../nbs/10b_pipelines_drawing.ipynb #7f6e88c4
 @patch
-def to_svg(self: Pipeline, statuses: T.Mapping[str, str] | None = None) -> str:
+def to_svg(self: Pipeline,
+           statuses: T.Mapping[str, str] | None = None,  # how each step went, by step name
+           ) -> str:
     "The pipeline drawn as its plan: inputs, waves of steps, outputs (steps coloured by `statuses`)."
     return pipeline_svg(self, statuses)
 

@@ -31,74 +31,23 @@ from ..services import LoggerService, MlflowService, absolute_uri
 # %% auto #0
 __all__ = ['StepStatus', 'Submit', 'StepSummary', 'PipelineError', 'PipelineResult', 'StepTimeout', 'Outcome', 'run_pipeline']
 
-# %% ../../nbs/10a_pipelines_runs.ipynb #7043de46
+# %% ../../nbs/10a_pipelines_runs.ipynb #d1d0a121
 StepStatus = T.Literal["ok", "failed", "timed-out", "skipped", "planned"]
 
 class StepSummary(pdt.BaseModel, frozen=True):
     "How one step went: status, time and attempts, why it did not finish, its MLflow run (a job's, or one it names)."
     status: StepStatus
-    duration: float = 0.0
+    duration: float = 0.0  # seconds, every attempt counted
     attempts: int = 0
-    error: str | None = None
-    run_id: str | None = None
+    error: str | None = None  # the error's type and first line
+    run_id: str | None = None  # the MLflow run of a job step
     traceback: str | None = pdt.Field(default=None, repr=False)
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #1a0e50d8
 class PipelineError(RuntimeError):
     "A pipeline run in which some step did not finish."
 
-class PipelineResult(pdt.BaseModel, T.Mapping[str, T.Any], frozen=True, arbitrary_types_allowed=True):
-    "A pipeline run: the values its steps produced (read it as a mapping), the desired outputs, each step's summary."
-    pipeline: str
-    status: T.Literal["ok", "failed", "planned"]
-    produced: dict[str, T.Any] = pdt.Field(repr=False)
-    outputs: dict[str, T.Any]
-    steps: dict[str, StepSummary]
-    pruned: list[str] = []
-    duration: float = 0.0
-    run_id: str | None = None
-    tracking_uri: str | None = None
-    _definition: Pipeline | None = pdt.PrivateAttr(default=None)
-
-    def __getitem__(self, name: str) -> T.Any:
-        return self.produced[name]
-
-    def __iter__(self) -> T.Iterator[str]:
-        return iter(self.produced)
-
-    def __len__(self) -> int:
-        return len(self.produced)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.produced
-
-    @property
-    def ok(self) -> bool:
-        "True when every kept step finished (or, in a dry run, was planned)."
-        return self.status != "failed"
-
-    def raise_for_status(self) -> None:
-        "Raise a `PipelineError` naming the steps that did not finish."
-        if not self.ok:
-            failed = [f"{name} {step.status}" + (f": {step.error}" if step.error else "")
-                      for name, step in self.steps.items() if step.status not in ("ok", "planned")]
-            raise PipelineError(f"pipeline {self.pipeline} failed: " + "; ".join(failed))
-
-    def summary(self) -> dict[str, T.Any]:
-        "The JSON-friendly part: status, outputs, each step's status, duration, attempts and error."
-        return {"pipeline": self.pipeline, "status": self.status, "outputs": _jsonable(self.outputs),
-                "steps": {name: step.model_dump(exclude={"traceback"}) for name, step in self.steps.items()},
-                "pruned": self.pruned, "duration": self.duration, "run_id": self.run_id}
-
-    def __str__(self) -> str:
-        counts = collections.Counter(step.status for step in self.steps.values())
-        lines = [f"pipeline {self.pipeline} {self.status} in {self.duration:.2f} s: "
-                 + ", ".join(f"{count} {status}" for status, count in counts.items())]
-        width = max(map(len, self.steps), default=0)
-        for name, step in self.steps.items():
-            attempts = f"{step.attempts} attempts  " if step.attempts > 1 else ""
-            lines.append(f"  {step.status:<9}  {name:<{width}}  {step.duration:7.2f} s  {attempts}{step.error or ''}".rstrip())
-        return "\n".join(lines + ([f"  pruned: {', '.join(self.pruned)}"] if self.pruned else []))
-
+# %% ../../nbs/10a_pipelines_runs.ipynb #882e71e1
 def _jsonable(value: T.Any) -> T.Any:
     "`value` as JSON can hold it: containers item by item, paths as text, anything else as a short description."
     if value is None or isinstance(value, (str, bool, int)):
@@ -116,7 +65,67 @@ def _jsonable(value: T.Any) -> T.Any:
     shape = getattr(value, "shape", None)
     return f"<{type(value).__name__}{' ' + 'x'.join(map(str, shape)) if isinstance(shape, tuple) else ''}>"
 
-# %% ../../nbs/10a_pipelines_runs.ipynb #8c48976d
+# %% ../../nbs/10a_pipelines_runs.ipynb #dd32e2af
+class PipelineResult(pdt.BaseModel, T.Mapping[str, T.Any], frozen=True, arbitrary_types_allowed=True):
+    "A pipeline run: the values its steps produced (read it as a mapping), the desired outputs, each step's summary."
+    pipeline: str
+    status: T.Literal["ok", "failed", "planned"]
+    produced: dict[str, T.Any] = pdt.Field(repr=False)  # every value a step produced, by name
+    outputs: dict[str, T.Any]  # the desired values
+    steps: dict[str, StepSummary]  # each kept step's summary, in plan order
+    pruned: list[str] = []
+    duration: float = 0.0
+    run_id: str | None = None  # the pipeline's own MLflow run, when it had one
+    tracking_uri: str | None = None
+    _definition: Pipeline | None = pdt.PrivateAttr(default=None)
+
+    def __getitem__(self, name: str) -> T.Any:
+        return self.produced[name]
+
+    def __iter__(self) -> T.Iterator[str]:
+        return iter(self.produced)
+
+    def __len__(self) -> int:
+        return len(self.produced)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.produced
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #63e894f2
+@patch(as_prop=True)
+def ok(self: PipelineResult) -> bool:
+    "True when every kept step finished (or, in a dry run, was planned)."
+    return self.status != "failed"
+
+@patch
+def raise_for_status(self: PipelineResult) -> None:
+    "Raise a `PipelineError` naming the steps that did not finish."
+    if not self.ok:
+        failed = [f"{name} {step.status}" + (f": {step.error}" if step.error else "")
+                  for name, step in self.steps.items() if step.status not in ("ok", "planned")]
+        raise PipelineError(f"pipeline {self.pipeline} failed: " + "; ".join(failed))
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #9aa5e4da
+@patch
+def summary(self: PipelineResult) -> dict[str, T.Any]:
+    "The JSON-friendly part: status, outputs, each step's status, duration, attempts and error."
+    return {"pipeline": self.pipeline, "status": self.status, "outputs": _jsonable(self.outputs),
+            "steps": {name: step.model_dump(exclude={"traceback"}) for name, step in self.steps.items()},
+            "pruned": self.pruned, "duration": self.duration, "run_id": self.run_id}
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #4f4173e5
+@patch
+def __str__(self: PipelineResult) -> str:
+    counts = collections.Counter(step.status for step in self.steps.values())
+    lines = [f"pipeline {self.pipeline} {self.status} in {self.duration:.2f} s: "
+             + ", ".join(f"{count} {status}" for status, count in counts.items())]
+    width = max(map(len, self.steps), default=0)
+    for name, step in self.steps.items():
+        attempts = f"{step.attempts} attempts  " if step.attempts > 1 else ""
+        lines.append(f"  {step.status:<9}  {name:<{width}}  {step.duration:7.2f} s  {attempts}{step.error or ''}".rstrip())
+    return "\n".join(lines + ([f"  pruned: {', '.join(self.pruned)}"] if self.pruned else []))
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #17e58e96
 class StepTimeout(Exception):
     "A step attempt that ran past its timeout."
 
@@ -130,6 +139,43 @@ class Outcome(T.NamedTuple):
     traceback: str | None = None
     run_id: str | None = None
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #9f7b060d
+def _one_line(error: BaseException) -> str:
+    "The error's type and the first line of its message, at most 300 characters: the full story is in the traceback."
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300].rstrip(": ")
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #f10c3eb5
+def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float) -> T.Any:
+    "`target(**kwargs)` in a daemon thread, given up after `timeout` seconds (and left to finish on its own)."
+    box = {}
+    def attempt():
+        try:
+            box["result"] = target(**kwargs)
+        except BaseException as error:
+            box["error"] = error
+    thread = threading.Thread(target=attempt, daemon=True, name="pipeline-step-attempt")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise StepTimeout(f"timed out after {timeout:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #9fa4f887
+def _outputs(result: T.Any, outputs: T.Mapping[str, str]) -> dict[str, T.Any]:
+    "The step's outputs by value name: picked from the mapping it returned, or the result itself for a single output."
+    if not outputs:
+        return {}
+    if isinstance(result, T.Mapping) and all(key in result for key in outputs):
+        return {value: result[key] for key, value in outputs.items()}
+    if len(outputs) == 1:
+        return {value: result for value in outputs.values()}
+    held = f"a mapping of {', '.join(map(str, result))}" if isinstance(result, T.Mapping) else f"a {type(result).__name__}"
+    raise ValueError(f"returned {held}; expected a mapping holding {', '.join(outputs)}")
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #bf273776
 def _execute(target: T.Callable, kwargs: dict[str, T.Any], outputs: T.Mapping[str, str], timeout: float | None,
              retries: int, retry_delay: float) -> Outcome:
     "Call `target(**kwargs)` up to `retries + 1` times, each attempt bounded by `timeout`: the outputs, or why not."
@@ -148,42 +194,30 @@ def _execute(target: T.Callable, kwargs: dict[str, T.Any], outputs: T.Mapping[st
             time.sleep(retry_delay)
     return Outcome(status, {}, attempt, time.perf_counter() - start, message, trace)
 
-def _one_line(error: BaseException) -> str:
-    "The error's type and the first line of its message, at most 300 characters: the full story is in the traceback."
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300].rstrip(": ")
-
-def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float) -> T.Any:
-    "`target(**kwargs)` in a daemon thread, given up after `timeout` seconds (and left to finish on its own)."
-    box = {}
-    def attempt():
-        try:
-            box["result"] = target(**kwargs)
-        except BaseException as error:
-            box["error"] = error
-    thread = threading.Thread(target=attempt, daemon=True, name="pipeline-step-attempt")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise StepTimeout(f"timed out after {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-def _outputs(result: T.Any, outputs: T.Mapping[str, str]) -> dict[str, T.Any]:
-    "The step's outputs by value name: picked from the mapping it returned, or the result itself for a single output."
-    if not outputs:
-        return {}
-    if isinstance(result, T.Mapping) and all(key in result for key in outputs):
-        return {value: result[key] for key, value in outputs.items()}
-    if len(outputs) == 1:
-        return {value: result for value in outputs.values()}
-    held = f"a mapping of {', '.join(map(str, result))}" if isinstance(result, T.Mapping) else f"a {type(result).__name__}"
-    raise ValueError(f"returned {held}; expected a mapping holding {', '.join(outputs)}")
-
-# %% ../../nbs/10a_pipelines_runs.ipynb #5fa269e6
+# %% ../../nbs/10a_pipelines_runs.ipynb #e6948fc1
 Submit = T.Callable[..., T.Any]  # submit(step_name, function, *arguments) -> a future
 
+def _at_once(name: str, function: T.Callable, *arguments) -> concurrent.futures.Future:
+    "Run `function(*arguments)` now, in this thread, as an already finished future."
+    future = concurrent.futures.Future()
+    future.set_result(function(*arguments))
+    return future
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #a2adea7b
+def _calls(plan: PipelinePlan, values: dict[str, T.Any], job_step: T.Callable[[str], T.Callable]) -> T.Callable[[str], tuple]:
+    "How to start each kept step: `_execute` with its callable (or job), keyword arguments, outputs, timeout, retries."
+    specs = {name: (plan.targets.get(name) or job_step(name), step.params, tuple(step.inputs.items()), step.outputs,
+                    step.timeout, step.retries, step.retry_delay) for name, step in plan.steps.items()}
+
+    def call(name: str) -> tuple:
+        target, params, inputs, outputs, timeout, retries, retry_delay = specs[name]
+        kwargs = dict(params)
+        for parameter, value in inputs:
+            kwargs[parameter] = values[value]
+        return _execute, target, kwargs, outputs, timeout, retries, retry_delay
+    return call
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #f36c4788
 def _schedule(plan: PipelinePlan, values: dict[str, T.Any], submit: Submit,
               call: T.Callable[[str], tuple]) -> dict[str, Outcome]:
     "Start each kept step as soon as the steps it waits on are done; each step's `Outcome` (none for skipped ones)."
@@ -213,41 +247,25 @@ def _schedule(plan: PipelinePlan, values: dict[str, T.Any], submit: Submit,
                     start(dependent)
     return outcomes
 
-def _calls(plan: PipelinePlan, values: dict[str, T.Any], job_step: T.Callable[[str], T.Callable]) -> T.Callable[[str], tuple]:
-    "How to start each kept step: `_execute` with its callable (or job), keyword arguments, outputs, timeout, retries."
-    specs = {name: (plan.targets.get(name) or job_step(name), step.params, tuple(step.inputs.items()), step.outputs,
-                    step.timeout, step.retries, step.retry_delay) for name, step in plan.steps.items()}
-
-    def call(name: str) -> tuple:
-        target, params, inputs, outputs, timeout, retries, retry_delay = specs[name]
-        kwargs = dict(params)
-        for parameter, value in inputs:
-            kwargs[parameter] = values[value]
-        return _execute, target, kwargs, outputs, timeout, retries, retry_delay
-    return call
-
-# %% ../../nbs/10a_pipelines_runs.ipynb #c4e7e009
+# %% ../../nbs/10a_pipelines_runs.ipynb #e40b9886
 def _pretend(name: str, outputs: T.Mapping[str, str]) -> Outcome:
     "A step in a dry run: placeholders for its outputs, nothing executed."
     return Outcome("planned", {value: f"<{value} from {name}>" for value in outputs.values()}, 0, 0.0)
 
-def _at_once(name: str, function: T.Callable, *arguments) -> concurrent.futures.Future:
-    "Run `function(*arguments)` now, in this thread, as an already finished future."
-    future = concurrent.futures.Future()
-    future.set_result(function(*arguments))
-    return future
-
-# %% ../../nbs/10a_pipelines_runs.ipynb #179e63f8
+# %% ../../nbs/10a_pipelines_runs.ipynb #d9a56b23
 @contextlib.contextmanager
-def _executor(scheduler: T.Any, max_workers: int | None) -> T.Iterator[Submit]:
-    "Start steps on threads here, or on the Dask cluster at `scheduler` (an address or a `distributed.Client`)."
-    if scheduler is None:
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="pipeline-step")
-        try:
-            yield lambda name, function, *arguments: pool.submit(function, *arguments)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        return
+def _threads(max_workers: int | None) -> T.Iterator[Submit]:
+    "Start steps on a pool of threads in this process."
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="pipeline-step")
+    try:
+        yield lambda name, function, *arguments: pool.submit(function, *arguments)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #1f3a0e95
+@contextlib.contextmanager
+def _dask(scheduler: T.Any) -> T.Iterator[Submit]:
+    "Start steps on the Dask cluster at `scheduler`: its address, or a `distributed.Client`."
     client = scheduler
     if isinstance(scheduler, str):
         from distributed import Client
@@ -262,7 +280,12 @@ def _executor(scheduler: T.Any, max_workers: int | None) -> T.Iterator[Submit]:
         if client is not scheduler:
             client.close()
 
-# %% ../../nbs/10a_pipelines_runs.ipynb #36398fbf
+# %% ../../nbs/10a_pipelines_runs.ipynb #b06d8ab9
+def _executor(scheduler: T.Any, max_workers: int | None) -> T.ContextManager[Submit]:
+    "Start steps on threads here, or on the Dask cluster at `scheduler` (an address or a `distributed.Client`)."
+    return _threads(max_workers) if scheduler is None else _dask(scheduler)
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #fe0bfa30
 _JOINING = threading.Lock()
 
 class _StepMlflowService(MlflowService):
@@ -286,6 +309,7 @@ class _StepMlflowService(MlflowService):
             mlflow.end_run(status="KILLED")
         self._experiment_id = None
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #3e5d08b4
 class _StepLogger(LoggerService):
     "The logger of a job inside a pipeline: the pipeline's handlers, each line led by the step's name."
     step: str = ""
@@ -301,6 +325,7 @@ class _StepLogger(LoggerService):
         step = self.step
         return logger.patch(lambda record: record.update(message=f"[{step}] {record['message']}"))
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #9cd750c2
 @dataclasses.dataclass(frozen=True)
 class _JobStep:
     "A job step, ready to run in a thread or on a Dask worker: its config, and how it joins the pipeline's run."
@@ -319,63 +344,20 @@ class _JobStep:
         with self.join(job) as joined:
             return joined.run()
 
-    def join(self, job):
-        "`job` with the pipeline's MLflow settings and parent run, and services that leave the process alone."
-        tags = {"regression_lab.pipeline": self.pipeline, "regression_lab.step": self.step}
-        if self.parent_run_id:
-            tags["mlflow.parentRunId"] = self.parent_run_id
-        updates = {"logger_service": _StepLogger(step=self.step),
-                   "mlflow_service": _StepMlflowService(**{**job.mlflow_service.model_dump(), **self.mlflow})}
-        if "run_config" in type(job).model_fields:
-            updates["run_config"] = job.run_config.model_copy(update={"tags": {**(job.run_config.tags or {}), **tags}})
-        return job.model_copy(update=updates)
+# %% ../../nbs/10a_pipelines_runs.ipynb #daeafc27
+@patch
+def join(self: _JobStep, job):
+    "`job` with the pipeline's MLflow settings and parent run, and services that leave the process alone."
+    tags = {"regression_lab.pipeline": self.pipeline, "regression_lab.step": self.step}
+    if self.parent_run_id:
+        tags["mlflow.parentRunId"] = self.parent_run_id
+    updates = {"logger_service": _StepLogger(step=self.step),
+               "mlflow_service": _StepMlflowService(**{**job.mlflow_service.model_dump(), **self.mlflow})}
+    if "run_config" in type(job).model_fields:
+        updates["run_config"] = job.run_config.model_copy(update={"tags": {**(job.run_config.tags or {}), **tags}})
+    return job.model_copy(update=updates)
 
-# %% ../../nbs/10a_pipelines_runs.ipynb #488a7110
-def run_pipeline(pipeline: Pipeline, inputs: T.Mapping[str, T.Any] | None = None, *,
-                 outputs: T.Sequence[str] | None = None, scheduler: T.Any = None, max_workers: int | None = None,
-                 dry_run: bool = False, track: bool | None = None, mlflow_service: MlflowService | None = None,
-                 tracking_uri: str | None = None, experiment: str | None = None,
-                 logger_service: LoggerService | None = None) -> PipelineResult:
-    "Validate `pipeline` (a `ConfigError` lists every problem), then run each step as soon as its inputs are ready."
-    inputs = dict(inputs or {})
-    plan = analyse(pipeline, inputs, outputs)
-    plan.report.raise_for_problems()
-    values = dict(inputs)
-    if dry_run:
-        outcomes = _schedule(plan, values, _at_once, lambda name: (_pretend, name, plan.steps[name].outputs))
-        return _result(pipeline, plan, inputs, values, outcomes, 0.0, status="planned")
-    has_jobs = any(step.job is not None for step in plan.steps.values())
-    tracked = track if track is not None else bool(has_jobs or mlflow_service or tracking_uri or experiment)
-    service = _pipeline_service(pipeline, mlflow_service, tracking_uri, experiment) if tracked or has_jobs else None
-    logger_service = logger_service or LoggerService(level="INFO")
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        logger_service.start()
-        stack.callback(logger_service.stop)
-        log = logger_service.logger()
-        log.info("pipeline {}: {} step(s) in {} wave(s){}", pipeline.name, len(plan.steps), len(plan.report.plan),
-                 f", {len(plan.report.pruned)} pruned" if plan.report.pruned else "")
-        run = None
-        if service is not None:
-            service.start()
-            stack.callback(service.stop)
-            if tracked:
-                run = stack.enter_context(service.run_context(MlflowService.RunConfig(
-                    name=pipeline.name, description=pipeline.description, log_system_metrics=False,
-                    tags={"regression_lab.kind": "pipeline", "regression_lab.pipeline": pipeline.name})))
-        settings = {key: getattr(service, key) for key in ("tracking_uri", "registry_uri", "experiment_name")} if service else {}
-        parent = run.info.run_id if run is not None else None
-        job_step = lambda name: _JobStep(name, step_config(plan.steps[name]), pipeline.name, settings, parent)
-        submit = stack.enter_context(_executor(scheduler, max_workers))
-        outcomes = _schedule(plan, values, submit, _calls(plan, values, job_step))
-        result = _result(pipeline, plan, inputs, values, outcomes, time.perf_counter() - started, run, service)
-        if run is not None:
-            _log_run(result, pipeline, plan, inputs)
-        _log_summary(log, result)
-    if run is not None and not result.ok:
-        service.client().set_terminated(run.info.run_id, "FAILED")
-    return result
-
+# %% ../../nbs/10a_pipelines_runs.ipynb #2b43f506
 def _pipeline_service(pipeline: Pipeline, service: MlflowService | None, tracking_uri: str | None,
                       experiment: str | None) -> MlflowService:
     "The pipeline's MLflow service: the one given or a quiet default, with the given URI and experiment, paths absolute."
@@ -385,9 +367,54 @@ def _pipeline_service(pipeline: Pipeline, service: MlflowService | None, trackin
         service = service.model_copy(update={"experiment_name": experiment})
     return service.model_copy(update={key: absolute_uri(getattr(service, key)) for key in ("tracking_uri", "registry_uri")})
 
-def _result(pipeline: Pipeline, plan: PipelinePlan, inputs: dict, values: dict, outcomes: dict[str, Outcome],
-            duration: float, run=None, service=None, status: str | None = None) -> PipelineResult:
-    "The result of a run: a summary per kept step in plan order, a skipped step saying which value it lacked."
+# %% ../../nbs/10a_pipelines_runs.ipynb #2753e49b
+def _tracked(plan: PipelinePlan, track: bool | None, mlflow_service: MlflowService | None, tracking_uri: str | None,
+             experiment: str | None) -> tuple[bool, bool]:
+    "Whether the kept steps include jobs, and whether the pipeline gets its own MLflow run (`track` decides when given)."
+    has_jobs = any(step.job is not None for step in plan.steps.values())
+    return has_jobs, track if track is not None else bool(has_jobs or mlflow_service or tracking_uri or experiment)
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #a30b5433
+def _start_logging(stack: contextlib.ExitStack, logger_service: LoggerService, pipeline: Pipeline, plan: PipelinePlan):
+    "Start `logger_service` until `stack` closes; its logger, having said what is about to run."
+    logger_service.start()
+    stack.callback(logger_service.stop)
+    log = logger_service.logger()
+    log.info("pipeline {}: {} step(s) in {} wave(s){}", pipeline.name, len(plan.steps), len(plan.report.plan),
+             f", {len(plan.report.pruned)} pruned" if plan.report.pruned else "")
+    return log
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #71084efe
+def _open_run(stack: contextlib.ExitStack, service: MlflowService | None, tracked: bool, pipeline: Pipeline):
+    "Start `service` until `stack` closes; the pipeline's own MLflow run when `tracked`, else None."
+    if service is None:
+        return None
+    service.start()
+    stack.callback(service.stop)
+    if not tracked:
+        return None
+    return stack.enter_context(service.run_context(MlflowService.RunConfig(
+        name=pipeline.name, description=pipeline.description, log_system_metrics=False,
+        tags={"regression_lab.kind": "pipeline", "regression_lab.pipeline": pipeline.name})))
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #dce993d5
+def _job_steps(pipeline: Pipeline, plan: PipelinePlan, service: MlflowService | None, run) -> T.Callable[[str], _JobStep]:
+    "How each job step of `plan` is shipped: its config, with the pipeline's MLflow settings and run as its parent."
+    settings = {key: getattr(service, key) for key in ("tracking_uri", "registry_uri", "experiment_name")} if service else {}
+    parent = run.info.run_id if run is not None else None
+    return lambda name: _JobStep(name, step_config(plan.steps[name]), pipeline.name, settings, parent)
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #f2cec8e3
+def _lacking(plan: PipelinePlan, name: str, steps: dict[str, StepSummary]) -> str:
+    "Why a step was skipped: the first value it needs whose producer did not finish."
+    for value in plan.steps[name].inputs.values():
+        producer = plan.producers.get(value)
+        if producer is not None and steps[producer].status != "ok":
+            return f"needs {value!r} from {producer} ({steps[producer].status})"
+    return "not started"
+
+def _summaries(plan: PipelinePlan, outcomes: dict[str, Outcome]) -> dict[str, StepSummary]:
+    "A summary per kept step in plan order, a skipped step saying which value it lacked."
     steps: dict[str, StepSummary] = {}
     for name in (name for wave in plan.report.plan for name in wave):
         outcome = outcomes.get(name)
@@ -396,6 +423,13 @@ def _result(pipeline: Pipeline, plan: PipelinePlan, inputs: dict, values: dict, 
         else:
             steps[name] = StepSummary(status=outcome.status, duration=outcome.duration, attempts=outcome.attempts,
                                       error=outcome.error, run_id=outcome.run_id, traceback=outcome.traceback)
+    return steps
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #8a218f61
+def _result(pipeline: Pipeline, plan: PipelinePlan, inputs: dict, values: dict, outcomes: dict[str, Outcome],
+            duration: float, run=None, service=None, status: str | None = None) -> PipelineResult:
+    "The result of a run: a summary per kept step in plan order, a skipped step saying which value it lacked."
+    steps = _summaries(plan, outcomes)
     status = status or ("ok" if all(step.status == "ok" for step in steps.values()) else "failed")
     result = PipelineResult(
         pipeline=pipeline.name, status=status, produced={k: v for k, v in values.items() if k not in inputs},
@@ -405,35 +439,39 @@ def _result(pipeline: Pipeline, plan: PipelinePlan, inputs: dict, values: dict, 
     result._definition = pipeline
     return result
 
-def _lacking(plan: PipelinePlan, name: str, steps: dict[str, StepSummary]) -> str:
-    "Why a step was skipped: the first value it needs whose producer did not finish."
-    for value in plan.steps[name].inputs.values():
-        producer = plan.producers.get(value)
-        if producer is not None and steps[producer].status != "ok":
-            return f"needs {value!r} from {producer} ({steps[producer].status})"
-    return "not started"
+# %% ../../nbs/10a_pipelines_runs.ipynb #d2818f96
+def _step_table(result: PipelineResult) -> dict[str, list]:
+    "A column per field, a row per step: status, duration, attempts, error and the job's MLflow run."
+    names, summaries = list(result.steps), list(result.steps.values())
+    return {"step": names, "status": [step.status for step in summaries],
+            "duration_s": [step.duration for step in summaries],
+            "attempts": [step.attempts for step in summaries],
+            "error": [step.error or "" for step in summaries],
+            "run_id": [step.run_id or "" for step in summaries]}
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #df3595e6
+def _run_metrics(result: PipelineResult) -> dict[str, float]:
+    "Steps per status, the run's duration and, for up to 100 steps, each step's duration."
+    counts = collections.Counter(step.status for step in result.steps.values())
+    metrics = {f"steps_{status.replace('-', '_')}": counts[status] for status in ("ok", "failed", "timed-out", "skipped")}
+    metrics["duration_s"] = result.duration
+    if len(result.steps) <= 100:
+        metrics |= {f"step_duration_s/{name}": step.duration for name, step in result.steps.items()}
+    return metrics
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #cf03b013
 def _log_run(result: PipelineResult, pipeline: Pipeline, plan: PipelinePlan, inputs: dict) -> None:
     "Log the pipeline, its plan and every step's summary on the active (parent) run, in a few calls."
     import mlflow
     mlflow.log_dict(pipeline.model_dump(mode="json", exclude_defaults=True), "pipeline/pipeline.json")
     mlflow.log_dict(plan.report.model_dump(mode="json"), "pipeline/plan.json")
-    names, summaries = list(result.steps), list(result.steps.values())
-    mlflow.log_table({"step": names, "status": [step.status for step in summaries],
-                      "duration_s": [step.duration for step in summaries],
-                      "attempts": [step.attempts for step in summaries],
-                      "error": [step.error or "" for step in summaries],
-                      "run_id": [step.run_id or "" for step in summaries]}, "pipeline/steps.json")
-    counts = collections.Counter(step.status for step in summaries)
-    metrics = {f"steps_{status.replace('-', '_')}": counts[status] for status in ("ok", "failed", "timed-out", "skipped")}
-    metrics["duration_s"] = result.duration
-    if len(names) <= 100:
-        metrics |= {f"step_duration_s/{name}": step.duration for name, step in result.steps.items()}
-    mlflow.log_metrics(metrics)
+    mlflow.log_table(_step_table(result), "pipeline/steps.json")
+    mlflow.log_metrics(_run_metrics(result))
     params = {f"inputs.{name}": json.dumps(_jsonable(value))[:500] for name, value in inputs.items()}
     if params:
         mlflow.log_params(params)
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #8fe8fd5b
 def _log_summary(log, result: PipelineResult) -> None:
     "Every step at DEBUG level, the ones that did not finish as warnings, then the pipeline: once, at the end."
     for name, step in result.steps.items():
@@ -444,8 +482,56 @@ def _log_summary(log, result: PipelineResult) -> None:
             log.warning("pipeline {}: step {} {}: {}", result.pipeline, name, step.status, step.error)
     log.info("pipeline {} {} in {:.2f} s", result.pipeline, result.status, result.duration)
 
-# %% ../../nbs/10a_pipelines_runs.ipynb #f35d7a28
+# %% ../../nbs/10a_pipelines_runs.ipynb #02bfc71c
+def _dry_run(pipeline: Pipeline, plan: PipelinePlan, inputs: dict) -> PipelineResult:
+    "Go through `plan` with every step pretending: the result of a run that executes nothing."
+    values = dict(inputs)
+    outcomes = _schedule(plan, values, _at_once, lambda name: (_pretend, name, plan.steps[name].outputs))
+    return _result(pipeline, plan, inputs, values, outcomes, 0.0, status="planned")
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #0e97b21e
+def run_pipeline(
+    pipeline: Pipeline,  # the pipeline to run
+    inputs: T.Mapping[str, T.Any] | None = None,  # the values of the pipeline's inputs, by name
+    *,
+    outputs: T.Sequence[str] | None = None,  # the values wanted; None: the pipeline's `outputs`
+    scheduler: T.Any = None,  # None: threads here; a Dask scheduler's address or a `distributed.Client`
+    max_workers: int | None = None,  # threads running steps at once (None: Python's default)
+    dry_run: bool = False,  # execute nothing: show that the plan ends with the outputs
+    track: bool | None = None,  # open the pipeline's own MLflow run; None: when it has jobs or an MLflow setting
+    mlflow_service: MlflowService | None = None,  # the pipeline's MLflow settings; None: a quiet default
+    tracking_uri: str | None = None,  # MLflow tracking (and registry) URI
+    experiment: str | None = None,  # MLflow experiment; None: the pipeline's name
+    logger_service: LoggerService | None = None,  # where the run logs; None: stderr at INFO
+) -> PipelineResult:
+    "Validate `pipeline` (a `ConfigError` lists every problem), then run each step as soon as its inputs are ready."
+    inputs = dict(inputs or {})
+    plan = analyse(pipeline, inputs, outputs)
+    plan.report.raise_for_problems()
+    if dry_run:
+        return _dry_run(pipeline, plan, inputs)
+    has_jobs, tracked = _tracked(plan, track, mlflow_service, tracking_uri, experiment)
+    service = _pipeline_service(pipeline, mlflow_service, tracking_uri, experiment) if tracked or has_jobs else None
+    logger_service = logger_service or LoggerService(level="INFO")
+    values, started = dict(inputs), time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        log = _start_logging(stack, logger_service, pipeline, plan)
+        run = _open_run(stack, service, tracked, pipeline)
+        submit = stack.enter_context(_executor(scheduler, max_workers))
+        outcomes = _schedule(plan, values, submit, _calls(plan, values, _job_steps(pipeline, plan, service, run)))
+        result = _result(pipeline, plan, inputs, values, outcomes, time.perf_counter() - started, run, service)
+        if run is not None:
+            _log_run(result, pipeline, plan, inputs)
+        _log_summary(log, result)
+    if run is not None and not result.ok:
+        service.client().set_terminated(run.info.run_id, "FAILED")
+    return result
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #401d037a
 @patch
-def run(self: Pipeline, inputs: T.Mapping[str, T.Any] | None = None, **options) -> PipelineResult:
+def run(self: Pipeline,
+        inputs: T.Mapping[str, T.Any] | None = None,  # the values of the pipeline's inputs, by name
+        **options,  # the options of `run_pipeline`
+        ) -> PipelineResult:
     "Validate, then run every step as soon as its inputs are ready; see `run_pipeline` for the options."
     return run_pipeline(self, inputs, **options)

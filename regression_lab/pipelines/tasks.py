@@ -13,8 +13,11 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['export_dataset', 'split_table', 'wait_for_file', 'profile_table', 'compare_profiles', 'pick_best', 'write_report']
 
-# %% ../../nbs/10c_pipelines_tasks.ipynb #36bb7c9e
-def export_dataset(folder: str, name: str = "diabetes") -> dict[str, str]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #cef8979a
+def export_dataset(
+    folder: str,  # where to write the CSV; created when missing
+    name: str = "diabetes",  # a dataset of `BUNDLED_DATASETS`
+) -> dict[str, str]:
     "Write the bundled dataset `name` to `folder/{name}.csv`: `{'table': path}`."
     from regression_lab.data import CsvWriter, DatasetReader
     target = Path(folder).expanduser()
@@ -22,8 +25,14 @@ def export_dataset(folder: str, name: str = "diabetes") -> dict[str, str]:
     frame = DatasetReader(name=name).read()
     return {"table": str(CsvWriter(path=str(target / f"{name}.csv")).write(frame))}
 
-def split_table(table: str, folder: str | None = None, new_fraction: float = 0.2, seed: int = 42,
-                sort_by: str | None = None) -> dict[str, str]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #a81b2f52
+def split_table(
+    table: str,  # the CSV file to split
+    folder: str | None = None,  # where to write the two parts; the table's folder when None
+    new_fraction: float = 0.2,  # the share of rows held back as new
+    seed: int = 42,  # the shuffle's seed (ignored with `sort_by`)
+    sort_by: str | None = None,  # hold back the rows last in this column's order, rather than shuffled ones
+) -> dict[str, str]:
     "Split the CSV `table` into rows to train on and `new_fraction` of rows held back: `{'train': path, 'new': path}`."
     from regression_lab.data import CsvReader, CsvWriter
     from regression_lab.splitters import TimeSeriesSplitter, TrainTestSplitter
@@ -37,32 +46,50 @@ def split_table(table: str, folder: str | None = None, new_fraction: float = 0.2
     return {"train": str(CsvWriter(path=str(out / f"{stem}_train.csv")).write(frame.iloc[sorted(train)])),
             "new": str(CsvWriter(path=str(out / f"{stem}_new.csv")).write(frame.iloc[sorted(new)]))}
 
-def wait_for_file(path: str, poll: float = 0.2) -> dict[str, str]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #4c9629c2
+def wait_for_file(
+    path: str,  # the file to wait for
+    poll: float = 0.2,  # seconds between looks
+) -> dict[str, str]:
     "Wait until a file appears at `path` (a delivery from elsewhere): `{'path': path}`; bound it with the step's `timeout`."
     import time
     while not Path(path).expanduser().is_file():
         time.sleep(poll)
     return {"path": str(Path(path).expanduser())}
 
-# %% ../../nbs/10c_pipelines_tasks.ipynb #44ffabcd
-def profile_table(table: str) -> dict[str, T.Any]:
-    "Rows, and per column: missing share, then mean, std, min, max (numbers) or distinct count: `{'profile': ...}`."
+# %% ../../nbs/10c_pipelines_tasks.ipynb #25c62f95
+def _number(value: T.Any) -> float | None:
+    "A float for JSON: NaN (an empty column's mean) becomes None."
+    value = float(value)
+    return None if math.isnan(value) else value
+
+# %% ../../nbs/10c_pipelines_tasks.ipynb #75f940ce
+def _summary(column: T.Any) -> dict[str, T.Any]:
+    "Missing share, then mean, std, min, max (a numeric pandas column) or distinct count (any other)."
     from pandas.api.types import is_numeric_dtype
+    summary = {"missing": float(column.isna().mean())}
+    if is_numeric_dtype(column):
+        summary |= {key: _number(getattr(column, key)()) for key in ("mean", "std", "min", "max")}
+    else:
+        summary["distinct"] = int(column.nunique())
+    return summary
+
+# %% ../../nbs/10c_pipelines_tasks.ipynb #ba010969
+def profile_table(
+    table: str,  # the CSV file to profile
+) -> dict[str, T.Any]:
+    "Rows, and per column: missing share, then mean, std, min, max (numbers) or distinct count: `{'profile': ...}`."
     from regression_lab.data import CsvReader
     frame = CsvReader(path=table).read()
-    columns = {}
-    for name in frame.columns:
-        column = frame[name]
-        summary = {"missing": float(column.isna().mean())}
-        if is_numeric_dtype(column):
-            summary |= {key: _number(getattr(column, key)()) for key in ("mean", "std", "min", "max")}
-        else:
-            summary["distinct"] = int(column.nunique())
-        columns[str(name)] = summary
+    columns = {str(name): _summary(frame[name]) for name in frame.columns}
     return {"profile": {"rows": len(frame), "columns": columns}}
 
-def compare_profiles(reference: T.Mapping[str, T.Any], current: T.Mapping[str, T.Any],
-                     threshold: float = 0.25) -> dict[str, T.Any]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #4fb708a5
+def compare_profiles(
+    reference: T.Mapping[str, T.Any],  # the profile of the rows the model was trained on
+    current: T.Mapping[str, T.Any],  # the profile of the new rows
+    threshold: float = 0.25,  # a column drifted past this mean shift (in reference std) or change in missing share
+) -> dict[str, T.Any]:
     "Per shared column, the mean shift in reference std and the change in missing share: `{'drift', 'drifted'}`."
     drift = {}
     for name, before in reference["columns"].items():
@@ -77,23 +104,26 @@ def compare_profiles(reference: T.Mapping[str, T.Any], current: T.Mapping[str, T
                if abs(change.get("mean_shift", 0.0)) > threshold or abs(change["missing"]) > threshold]
     return {"drift": drift, "drifted": drifted}
 
-def _number(value: T.Any) -> float | None:
-    "A float for JSON: NaN (an empty column's mean) becomes None."
-    value = float(value)
-    return None if math.isnan(value) else value
+# %% ../../nbs/10c_pipelines_tasks.ipynb #82e6fbee
+def _greater_is_better(metric: str) -> bool:
+    "Whether a higher `metric` is better, as the metric kind of that name says; a `ValueError` when no kind has it."
+    from regression_lab.metrics import Metric
+    kinds = {kind.model_fields["name"].default: kind for kind in Metric.kinds.values()}
+    if metric not in kinds:
+        raise ValueError(f"unknown metric {metric!r}: give greater_is_better, or one of {', '.join(sorted(kinds))}")
+    return kinds[metric].greater_is_better
 
-# %% ../../nbs/10c_pipelines_tasks.ipynb #0a55908e
-def pick_best(metric: str = "rmse", greater_is_better: bool | None = None,
-              **candidates: T.Mapping[str, float]) -> dict[str, T.Any]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #82c98b4b
+def pick_best(
+    metric: str = "rmse",  # the metric to compare the candidates on
+    greater_is_better: bool | None = None,  # None: as the metric's kind says
+    **candidates: T.Mapping[str, float],  # each candidate's metrics, by candidate name
+) -> dict[str, T.Any]:
     "The candidate whose metrics score best on `metric`: `{'best': name, 'score': value}`."
     if not candidates:
         raise ValueError("pick_best needs at least one candidate")
     if greater_is_better is None:
-        from regression_lab.metrics import Metric
-        kinds = {kind.model_fields["name"].default: kind for kind in Metric.kinds.values()}
-        if metric not in kinds:
-            raise ValueError(f"unknown metric {metric!r}: give greater_is_better, or one of {', '.join(sorted(kinds))}")
-        greater_is_better = kinds[metric].greater_is_better
+        greater_is_better = _greater_is_better(metric)
     lacking = [name for name, metrics in candidates.items() if metric not in metrics]
     if lacking:
         raise ValueError(f"no {metric!r} among the metrics of {', '.join(lacking)}")
@@ -101,7 +131,12 @@ def pick_best(metric: str = "rmse", greater_is_better: bool | None = None,
     best = choose(candidates, key=lambda name: candidates[name][metric])
     return {"best": best, "score": float(candidates[best][metric])}
 
-def write_report(folder: str, name: str = "report", **sections: T.Any) -> dict[str, str]:
+# %% ../../nbs/10c_pipelines_tasks.ipynb #b6452f8d
+def write_report(
+    folder: str,  # where to write the report
+    name: str = "report",  # the file's name, without `.json`
+    **sections: T.Any,  # what to write, by section name
+) -> dict[str, str]:
     "Write `sections` to `folder/{name}.json` (values that JSON cannot hold as text): `{'report': path}`."
     path = Path(folder).expanduser() / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
