@@ -40,14 +40,14 @@ def dag(steps: int, seed: int = 0, roots: int = 20, window: int = 100) -> dict:
         upstream = [] if index < roots else sorted(set(rng.sample(range(max(0, index - window), index), 2)))
         spec.append({"name": f"s{index}", "call": NOOP, "inputs": {f"p{n}": f"v{n}" for n in upstream},
                      "outputs": [f"v{index}"]})
-    return {"name": f"dag-{steps}", "steps": spec}
+    return {"name": f"dag-{steps}", "imports": [NOOP.partition(":")[0]], "steps": spec}
 
 
 def chain(steps: int) -> dict:
     "A pipeline of `steps` no-ops, each waiting for the one before: every step is a round trip through the runner."
     spec = [{"name": f"s{index}", "call": NOOP, "inputs": {"p": f"v{index - 1}"} if index else {},
              "outputs": [f"v{index}"]} for index in range(steps)]
-    return {"name": f"chain-{steps}", "steps": spec}
+    return {"name": f"chain-{steps}", "imports": [NOOP.partition(":")[0]], "steps": spec}
 
 
 def direct(spec: dict) -> None:

@@ -28,8 +28,9 @@ QUIET = LoggerService(level="ERROR", colorize=False)
 
 
 def pipeline(text: str) -> Pipeline:
-    "A pipeline from inline YAML."
-    return Pipeline.from_dict(yaml.safe_load(textwrap.dedent(text)))
+    "A pipeline from inline YAML, allowed to call this folder's `pipeline_tasks` (a file lists it under `imports:`)."
+    data = yaml.safe_load(textwrap.dedent(text))
+    return Pipeline.from_dict({**data, "imports": ["pipeline_tasks", *data.get("imports", [])]})
 
 
 def run(p: Pipeline, inputs=None, **options):
@@ -114,6 +115,7 @@ def test_desired_outputs_nobody_produces():
 def test_unknown_callables_are_found_without_calling_anything(tmp_path):
     marker = tmp_path / "imported"
     p = pipeline(f"""
+        imports: [no_such_module]
         steps:
           - {{name: a, call: no_such_module:f, outputs: [a]}}
           - {{name: b, call: pipeline_tasks:no_such_function, outputs: [b]}}
@@ -122,6 +124,7 @@ def test_unknown_callables_are_found_without_calling_anything(tmp_path):
           - {{name: e, call: pipeline_tasks:add, params: {{a: 1}}, outputs: [e]}}
     """)
     assert p.validate().problems == [
+        "imports: cannot import 'no_such_module': ModuleNotFoundError: No module named 'no_such_module'",
         "a: cannot import module 'no_such_module': ModuleNotFoundError: No module named 'no_such_module'",
         "b: module 'pipeline_tasks' has no attribute 'no_such_function'",
         "c: pipeline_tasks:NOT_CALLABLE is a int, not a callable",
@@ -188,6 +191,7 @@ def test_values_interpolated_later_do_not_fail_validation_but_given_values_are_c
 def test_a_file_of_the_wrong_shape_lists_every_problem_by_step_name(tmp_path):
     path = tmp_path / "shape.yaml"
     path.write_text(textwrap.dedent("""
+        imports: [pipeline_tasks]
         inputs: [data-path]
         steps:
           - {name: fine, call: pipeline_tasks:add, inputs: [a, b], outputs: [c]}
@@ -255,7 +259,7 @@ def test_an_invalid_pipeline_runs_nothing(tmp_path):
 
 
 def test_a_pipeline_written_as_json_reads_like_yaml_and_draws_itself(tmp_path):
-    spec = {"inputs": ["n"], "steps": [{"name": "double", "call": "pipeline_tasks:add", "inputs": {"a": "n", "b": "n"},
+    spec = {"imports": ["pipeline_tasks"], "inputs": ["n"], "steps": [{"name": "double", "call": "pipeline_tasks:add", "inputs": {"a": "n", "b": "n"},
                                         "outputs": ["twice"]}]}
     (tmp_path / "p.json").write_text(json.dumps(spec))
     p = Pipeline.from_yaml(tmp_path / "p.json")
@@ -525,6 +529,7 @@ def test_a_file_written_after_the_inputs_is_still_the_file():
 def test_pipeline_command_in_process(tmp_path, capsys):
     path = tmp_path / "p.yaml"
     path.write_text("""
+imports: [pipeline_tasks]
 inputs: [a, b]
 outputs: [answer]
 steps:
@@ -557,6 +562,7 @@ def cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_command_line_as_a_subprocess_exit_codes_0_1_2(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(textwrap.dedent("""
+        imports: [pipeline_tasks]
         inputs: [n]
         outputs: [total, summary]
         steps:
@@ -566,6 +572,7 @@ def test_the_command_line_as_a_subprocess_exit_codes_0_1_2(tmp_path):
     """))
     failing = tmp_path / "failing.yaml"
     failing.write_text(textwrap.dedent("""
+        imports: [pipeline_tasks]
         inputs: [n]
         steps:
           - {name: ok, call: pipeline_tasks:add, inputs: {a: n, b: n}, outputs: [double]}
