@@ -51,9 +51,15 @@ class RecordingMlflow(MlflowService):
 
 
 class NoteJob(Job):
-    "A job that notes that it ran, or fails when told to."
+    "A job that notes that it ran, or fails when told to (in `prepare` with `reject`)."
     KIND: T.Literal["NoteJob"] = "NoteJob"
     fail_with: str | None = None
+    reject: str | None = None
+
+    def prepare(self):
+        EVENTS.append("prepare")
+        if self.reject is not None:
+            raise DataError(self.reject)
 
     def run(self) -> Locals:
         EVENTS.append("run")
@@ -91,7 +97,7 @@ def test_job_starts_services_in_order_and_stops_them_in_reverse(store):
         result = job.run()
     # then
     assert result["done"] is True
-    assert EVENTS == ["start logger", "start alerts", "start mlflow", "run",
+    assert EVENTS == ["start logger", "start alerts", "prepare", "start mlflow", "run",
                       "stop mlflow", "stop alerts", "stop logger"]
 
 
@@ -103,7 +109,28 @@ def test_job_stops_started_services_when_a_later_one_cannot_start(store, tmp_pat
         with job:
             job.run()
     # then: the job never ran, and the services already started were stopped, in reverse
-    assert EVENTS == ["start logger", "start alerts", "start mlflow", "stop alerts", "stop logger"]
+    assert EVENTS == ["start logger", "start alerts", "prepare", "start mlflow", "stop alerts", "stop logger"]
+
+
+def test_job_rejecting_its_input_in_prepare_never_starts_mlflow_nor_creates_a_store(tmp_path):
+    # given: a job whose input check fails, pointed at a store that does not exist yet
+    log_file = tmp_path / "job.log"
+    folder = tmp_path / "store"
+    folder.mkdir()
+    job = NoteJob(logger_service=RecordingLogger(sink=str(log_file), colorize=False),
+                  alerts_service=RecordingAlerts(enable=False),
+                  mlflow_service=RecordingMlflow(tracking_uri=f"sqlite:///{folder}/mlflow.db"),
+                  reject="column 'price' is missing")
+    # when / then: entering the job raises the input error
+    with pytest.raises(DataError, match="'price' is missing"):
+        with job:
+            job.run()
+    # then: MLflow never started, nothing was written in the store's folder, the error is logged in one line
+    assert EVENTS == ["start logger", "start alerts", "prepare", "stop alerts", "stop logger"]
+    assert list(folder.iterdir()) == []
+    logged = log_file.read_text()
+    assert "NoteJob stopped on bad input: column 'price' is missing" in logged
+    assert "Traceback" not in logged
 
 
 def test_job_exception_propagates_and_is_logged(store, tmp_path):
@@ -176,6 +203,21 @@ def test_import_is_light(module):
     # then: importing the library does not import the heavy dependencies
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_autolog_paused_is_counted_across_overlapping_jobs():
+    import mlflow.utils.autologging_utils as autologging
+    from regression_lab.jobs.base import autolog_paused
+    # given: two overlapping pauses, as two jobs running in threads make
+    first, second = autolog_paused(), autolog_paused()
+    first.__enter__()
+    second.__enter__()
+    # when: the first ends while the second still runs
+    first.__exit__(None, None, None)
+    # then: autologging stays paused until the last one ends
+    assert autologging._AUTOLOGGING_GLOBALLY_DISABLED is True
+    second.__exit__(None, None, None)
+    assert autologging._AUTOLOGGING_GLOBALLY_DISABLED is False
 
 
 def test_version_matches_settings_ini():

@@ -240,6 +240,51 @@ def test_bad_input_raises_data_error_before_any_run(case, store, table, tmp_path
     assert mlflow.active_run() is None
 
 
+def test_bad_input_on_a_new_store_writes_nothing(table, tmp_path):
+    # given: a job on a file that does not exist, pointed at a store that does not exist yet
+    folder = tmp_path / "store"
+    folder.mkdir()
+    inputs, targets, _ = _file_not_found(tmp_path, table)
+    job = TrainingJob(inputs=inputs, targets=targets, logger_service=LoggerService(colorize=False, level="INFO"),
+                      alerts_service=AlertsService(enable=False),
+                      mlflow_service=MlflowService(tracking_uri=f"sqlite:///{folder}/mlflow.db"))
+    # when / then: the input error comes from entering the job
+    with pytest.raises(DataError, match="nowhere.csv"):
+        with job:
+            job.run()
+    # then: no mlflow.db, no mlruns/ folder
+    assert list(folder.iterdir()) == []
+
+
+# ================================================================================================ autologging
+
+def test_the_jobs_own_fit_is_not_autologged_and_autologging_stays_on_for_user_code(store, csv_file):
+    import mlflow
+    from sklearn.linear_model import LinearRegression
+    # given: a job whose MLflow service switches scikit-learn autologging on
+    job = training_job(store, CsvReader(path=str(csv_file), drop=[TARGET]),
+                       CsvReader(path=str(csv_file), columns=[TARGET]), registry_name="houses-autolog",
+                       run_name="autolog-on", model=RidgeModel())
+    job = job.model_copy(update={"mlflow_service": store.service(experiment_name="autolog", autolog_disable=False)})
+    with job:
+        result = job.run()
+        runs_after_job = store.runs()
+        # when: the user's own code fits a model while the services are on
+        with mlflow.start_run(run_name="user-fit") as user_run:
+            LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+    # then: the job's run holds the job's own parameters and metrics only (no autologged estimator params or
+    # training scores), and the job opened no other run
+    run = store.client().get_run(result.run_id)
+    assert not any(name.startswith("training_") for name in run.data.metrics)
+    assert set(run.data.metrics) == {"rmse", "mae", "r2", "mape"}
+    assert all(name.startswith(("model.", "splitter.")) for name in run.data.params)
+    assert [r.info.run_name for r in runs_after_job if r.info.experiment_id == run.info.experiment_id] == ["autolog-on"]
+    # then: the user's fit was autologged
+    user = store.client().get_run(user_run.info.run_id)
+    assert "training_score" in user.data.metrics
+    assert "fit_intercept" in user.data.params
+
+
 # ================================================================================================ failing after the run started
 
 class FailingRegister(MlflowRegister):
