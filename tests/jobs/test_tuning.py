@@ -292,3 +292,69 @@ def test_tune_command_prints_the_study_and_its_best(tmp_path):
     assert {"study", "n_trials", "best_params", "best_value"} <= set(summary)
     assert summary["study"] == "cli" and summary["n_trials"] == 4
     assert set(summary["best_params"]) == {"alpha"}
+
+
+# ------------------------------------------------------------------------------------- several tuners, one study
+
+def most_at_once(history) -> int:
+    "The largest number of trials of `history` that were running at the same moment."
+    events = sorted([(start, 1) for start in history["started"]] + [(end, -1) for end in history["ended"]])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_three_tuner_processes_fill_one_study_exactly_with_distinct_configurations_on_the_shared_slots(tmp_path):
+    # given: a fresh study, and an MLflow store made beforehand (creating it is not what this test is about)
+    tracking = Store(tmp_path)
+    service = tracking.service()
+    service.start()
+    service.stop()
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    command = [str(CLI), "tune", "--model", "ridge", "--trials", "6", "--study", "shared", "--n-jobs", "2",
+               "--storage", storage, "--tracking-uri", tracking.uri, "--json"]
+    # when: three tuners with autologging on (the command's default) fill the study together
+    tuners = [subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(3)]
+    outputs = [tuner.communicate(timeout=300) for tuner in tuners]
+    assert [tuner.returncode for tuner in tuners] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    # then: exactly six configurations, each tried once and finished (or pruned), all different
+    history = TrialStore(url=storage).history("shared")
+    assert len(history) == 6 and set(history["state"]) <= {"COMPLETE", "PRUNED"}
+    assert history["params.alpha"].nunique() == 6
+    assert {json.loads(out.splitlines()[-1])["n_trials"] for out, _ in outputs} == {6}
+    # then: never more trials at once than this machine's slots, whatever each tuner's --n-jobs
+    assert most_at_once(history) <= len(os.sched_getaffinity(0))
+    # then: one run per tuner and one nested run per trial; no stray runs from autologging in the trial threads
+    runs = tracking.runs()
+    top = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert sorted(run.data.tags.get("regression_lab.job") for run in top) == ["TuningJob"] * 3
+    assert len(runs) - len(top) == 6
+
+
+# ------------------------------------------------------------------------------------------------------- alerts
+
+def test_a_failed_search_alerts_once_with_its_error_and_keeps_it_with_the_experiment(store, tmp_path, monkeypatch, capfd):
+    monkeypatch.syspath_prepend(str(TESTS))
+    import tuning_kinds  # noqa: F401
+    monkeypatch.setenv("FLAKY_DIR", str(tmp_path))
+    job = tuning_job(store, tmp_path / "optuna.db", model={"KIND": "FlakyRidgeModel"}, n_trials=1, max_attempts=1,
+                     search_space={"alpha": FloatParam(low=0.01, high=10, log=True)})
+    with pytest.raises(RuntimeError, match="has no finished trial"):
+        run(job)
+    alerts = [line for line in capfd.readouterr().err.splitlines() if line.startswith("[regression_lab]")]
+    assert len(alerts) == 1 and alerts[0].startswith("[regression_lab] TuningJob failed: study: RuntimeError: study")
+    from regression_lab.experiments import ExperimentStore
+    with ExperimentStore(job.store) as experiments:
+        errors = experiments.errors("study")
+    assert errors["job"].isna().tolist() == [False, True]  # the trial's error, then the search's own
+    assert errors["message"].iloc[1].startswith("RuntimeError: study 'study' has no finished trial")
+
+
+def test_a_finished_search_alerts_with_its_best_result(store, tmp_path, capfd):
+    result = run(tuning_job(store, tmp_path / "optuna.db", n_trials=2))
+    alerts = [line for line in capfd.readouterr().err.splitlines() if line.startswith("[regression_lab]")]
+    assert alerts == [f"[regression_lab] TuningJob finished: study: best rmse={result.best_value:.4g} "
+                      f"with {result.best_params} after 2 trials"]
