@@ -72,8 +72,14 @@ def proc_nbs() -> None:
             fake.chmod(0o755)
             env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
         bin_dir = Path(sys.executable).parent
-        done = subprocess.run([str(bin_dir / "nbdev-proc-nbs"), "--force"], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
+        tracked = ROOT / "nbs" / "sidebar.yml"  # nbdev-proc-nbs rewrites it (its own files listed too): put it back
+        before = tracked.read_bytes() if tracked.exists() else None
+        try:
+            done = subprocess.run([str(bin_dir / "nbdev-proc-nbs"), "--force"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+        finally:
+            if before is not None and tracked.read_bytes() != before:
+                tracked.write_bytes(before)
     missing = [nb for nb in source_notebooks() if not (PROC / nb).exists()]
     if done.returncode != 0 and not missing:
         sys.exit(f"nbdev-proc-nbs failed:\n{done.stdout}{done.stderr}")

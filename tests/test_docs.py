@@ -34,8 +34,10 @@ PACKAGE = "regression_lab"
 def site() -> Path:
     "The site, built from scratch by the README's build (without its virtualenv setup)."
     started = time.perf_counter()
+    sidebar = (ROOT / "nbs" / "sidebar.yml").read_bytes()
     done = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py")], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
+    assert (ROOT / "nbs" / "sidebar.yml").read_bytes() == sidebar, "the build rewrote nbs/sidebar.yml"
     assert done.returncode == 0, f"docs build failed:\n{done.stdout[-5000:]}\n{done.stderr[-5000:]}"
     print(f"\ndocs built in {time.perf_counter() - started:.0f} s")
     assert (SITE / "index.html").is_file()
@@ -291,4 +293,19 @@ def test_landing_page_screenshot(tab, site):
     page.screenshot(path=str(SCREENSHOT), full_page=False)
     assert SCREENSHOT.stat().st_size > 20_000
     print(f"\nscreenshot of the landing page: {SCREENSHOT}")
+    assert not tab.errors, tab.errors
+
+
+@pytest.mark.parametrize("page_name, pictures", [
+    ("tutorials/widget_builder.html", ["builder-form.png", "builder-results.png", "builder-dark.png", "runs-browser.png"]),
+    ("widgets_builder.html", ["builder-form.png", "builder-results.png", "builder-dark.png"]),
+    ("widgets_runs_browser.html", ["runs-browser.png"]),
+])
+def test_widget_pages_show_pictures_of_the_widgets(tab, site, page_name, pictures):
+    # when: opening a page about the widgets
+    page = tab.open((site / page_name).as_uri())
+    # then: it shows the pictures the JupyterLab browser tests took, loaded
+    shown = page.eval_on_selector_all("img", "is => is.filter(i => i.complete && i.naturalWidth > 400)"
+                                      ".map(i => i.src.split('/').pop())")
+    assert all(picture in shown for picture in pictures), shown
     assert not tab.errors, tab.errors

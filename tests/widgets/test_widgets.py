@@ -22,7 +22,7 @@ from regression_lab.data import CsvReader, DatasetReader
 from regression_lab.jobs import PromotionJob, TrainingJob, TuningJob
 from regression_lab.metrics import Metric
 from regression_lab.models import Model, RandomForestModel
-from regression_lab.widgets.runs_browser import RunsBrowser, compare_runs, runs_frame
+from regression_lab.widgets.runs_browser import _SHADE, RunsBrowser, compare_runs, runs_frame
 from regression_lab.widgets import JobBuilder, JobStopped
 
 from conftest import INPUT_COLUMNS, TARGET, cli_env, run_cli
@@ -140,18 +140,86 @@ def test_target_is_chosen_from_the_columns_of_the_file(csv_file, tmp_path):
     assert builder.value.targets.KIND == "ParquetReader"
 
 
+def test_a_table_whose_last_column_is_text_opens_with_no_target_and_one_question(tmp_path):
+    # given: a table nobody has used here, its last column text (as in the Carseats data)
+    data = tmp_path / "car_seats.csv"
+    pd.DataFrame({"Sales": [9.5, 11.2, 10.1, 7.4, 4.2], "Price": [120, 83, 80, 97, 128],
+                  "ShelveLoc": ["Bad", "Good", "Medium", "Medium", "Bad"], "US": ["Yes", "Yes", "No", "Yes", "No"]}
+                 ).to_csv(data, index=False)
+    builder = JobBuilder(TrainingJob)
+    # when: the user reads it
+    builder.control("data").value = "CsvReader"
+    builder.control("data.path").value = str(data)
+    # then: no text target is chosen for them; the form asks once, naming the place as it labels it
+    assert builder.control("data.target").value is None
+    assert builder.problems == ["data → target: choose the target column"]
+    # and: the registered model is named after the file
+    assert builder.control("mlflow_service.registry_name").value == "car_seats"
+    # when: a target is chosen, the columns offered to ignore follow
+    builder.control("data.target").value = "Sales"
+    assert builder.control("data.ignore").options == ("Price", "ShelveLoc", "US")
+    builder.control("data.ignore").value = ("US",)
+    builder.control("data.target").value = "Price"
+    assert builder.control("data.ignore").options == ("Sales", "ShelveLoc", "US")
+    assert builder.control("data.ignore").value == ("US",) and builder.problems == []
+    # and: a typo in the path, fixed, keeps what was chosen
+    builder.control("data.path").value = str(data).replace(".csv", ".cvs")
+    assert builder.problems == [f"data: file not found: {str(data).replace('.csv', '.cvs')}"]
+    builder.control("data.path").value = str(data)
+    assert (builder.control("data.target").value, builder.control("data.ignore").value) == ("Price", ("US",))
+    assert builder.value.targets.columns == ["Price"] and builder.value.inputs.drop == ["Price", "US"]
+
+
+def test_labels_help_checkboxes_and_one_fold():
+    builder = JobBuilder(TrainingJob)
+    rows = builder.control("input_example_rows")
+    assert rows.description == "input example rows"
+    builder.control("model").value = "RidgeModel"
+    intercept = builder.control("model.fit_intercept")
+    assert type(intercept).__name__ == "Checkbox" and intercept.tooltip == "learn a constant term"
+    assert type(builder.control("run_config.log_system_metrics")).__name__ == "Checkbox"
+    folds = [w for w in builder.form.widget.children if type(w).__name__ == "Accordion"]
+    assert len(folds) == 1 and folds[0].titles == ("More settings",)
+    assert not any(type(w).__name__ == "Accordion" for w in builder.form.fields["mlflow_service"].widget.children)
+
+
+def test_the_bar_with_run_stop_and_problems_comes_before_the_form():
+    builder = JobBuilder(TrainingJob)
+    bar = next(w for w in builder.children if "rl-builder-bar" in w._dom_classes)
+    assert builder.children.index(bar) < builder.children.index(builder.children[-1])  # the form is below
+    assert builder.panel.controls in bar.children and builder.messages in bar.children
+    assert builder.run_button in builder.panel.controls.children
+    stop = builder.panel.stop_button
+    assert stop.disabled and stop.button_style == ""  # disabled, and not red
+
+
+def test_saved_yaml_holds_absolute_data_paths(tmp_path, csv_file, monkeypatch):
+    monkeypatch.chdir(csv_file.parent)
+    builder = JobBuilder(TrainingJob, yaml_path=str(tmp_path / "job.yaml"))
+    builder.control("data").value = "CsvReader"
+    builder.control("data.path").value = csv_file.name  # relative to the notebook's folder
+    builder.control("data.target").value = TARGET
+    builder.save_button.click()
+    config = yaml.safe_load((tmp_path / "job.yaml").read_text())["job"]
+    assert config["inputs"]["path"] == config["targets"]["path"] == str(csv_file.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert parse_job(load_config(tmp_path / "job.yaml")).inputs.path == str(csv_file.resolve())
+
+
 INVALID = {
     "negative alpha": ({"model": "RidgeModel", "model.alpha": -1.0}, "model.alpha",
-                       "model.alpha: Input should be greater than or equal to 0"),
+                       "model → alpha: Input should be greater than or equal to 0"),
     "test size of 1.5": ({"splitter.test_size": 1.5}, "splitter.test_size",
-                         "splitter.test_size: Input should be less than 1"),
+                         "splitter → test size: Input should be less than 1"),
     "depth in words": ({"model.max_depth": "deep"}, "model.max_depth",
-                       "model.max_depth: Input should be a valid integer"),
+                       "model → max depth: Input should be a valid integer"),
+    "ten in an integer box": ({"model.max_iter": "ten"}, "model.max_iter",
+                              "model → max iter: Input should be a valid integer"),
     "tags without =": ({"run_config.tags": "team"}, "run_config.tags",
-                       "run_config.tags: line 1: expected key=value, got 'team'"),
+                       "run config → tags: line 1: expected key=value, got 'team'"),
     "no metric": ({"metrics": ()}, "metrics", "metrics: List should have at least 1 item"),
     "missing file": ({"data.path": "/nowhere/houses.csv"}, "data", "data: file not found: /nowhere/houses.csv"),
-    "text target": ({"data.target": "city"}, "data.target", "data.target: column 'city' is not numeric"),
+    "text target": ({"data.target": "city"}, "data.target", "data → target: column 'city' is not numeric"),
 }
 
 
@@ -240,6 +308,17 @@ def test_log_and_progress_follow_the_steps(ridge_run):
     assert (builder.panel.progress.value, builder.panel.progress.max, builder.panel.progress.bar_style) == (11, 11, "success")
 
 
+def test_log_is_at_info_and_a_changed_invalid_form_hides_the_old_result(ridge_run):
+    builder, result, _ = ridge_run
+    log = "".join(builder.panel.log_lines)
+    assert "DEBUG" not in log and "[START]" not in log, log
+    assert panel(builder, "rl-metrics")
+    builder.control("model.alpha").value = -1.0
+    assert builder.panel.results.children == () and builder.panel.status.value == ""
+    builder.control("model.alpha").value = 2.5
+    assert builder.result is result  # the result stays for code; only the panel no longer shows it
+
+
 def test_a_failing_job_ends_failed_and_says_why(store, tmp_path):
     # given: a file that is valid when the form checks it, and broken when the job reads it
     data = tmp_path / "vanishing.csv"
@@ -288,6 +367,9 @@ def test_stop_leaves_the_mlflow_run_failed(store, csv_file, slow_model_kind, cha
     assert store.model_versions(f"never-{chatty}") == []
     assert "stopped" in builder.panel.status.value and builder.panel.progress.bar_style == "warning"
     assert "[4/11]" not in "".join(builder.panel.log_lines)
+    log = "".join(builder.panel.log_lines)
+    assert "STOPPED" in log and "stopped by the user" in log and "ERROR" not in log and "failed" not in log, log
+    assert builder.panel.stop_button.disabled and builder.panel.stop_button.button_style == ""
     # and: the builder can run again
     assert not builder.run_button.disabled and not builder.running
 
@@ -355,7 +437,7 @@ job:
     assert builder.control("data").value == "CsvReader" and builder.control("data.path").value == str(csv_file)
     assert (builder.control("data.target").value, builder.control("data.ignore").value) == (TARGET, ("city",))
     assert builder.control("model").value == "RandomForestModel"
-    assert (builder.control("model.n_estimators").value, builder.control("model.min_samples_leaf").value) == (25, 3)
+    assert (builder.control("model.n_estimators").value, builder.control("model.min_samples_leaf").value) == ("25", "3")
     assert builder.control("metrics").value == ("MAE", "RMSE")
     assert builder.control("splitter").value == "TimeSeriesSplitter"
     assert builder.control("splitter.sort_by").value == "age"
@@ -443,19 +525,26 @@ def test_runs_browser_lists_sorts_and_compares_runs(store, ridge_run):
     browser = RunsBrowser(store.uri, "form-runs")
     names = list(browser.frame["name"])
     assert names[:2] == ["boosted-from-widgets", "ridge-from-widgets"]
+    # newest first as it opens, with the usual few columns (not autologging's dozens)
+    assert list(browser.shown["name"])[:2] == ["boosted-from-widgets", "ridge-from-widgets"]
+    assert len(browser.shown.columns) <= 30, list(browser.shown.columns)
+    assert not any("__" in column for column in browser.shown.columns)
     # when: sorted by a metric, ascending
     browser.sort.value, browser.ascending.value = "metrics.rmse", True
     assert list(browser.shown["metrics.rmse"]) == sorted(browser.frame["metrics.rmse"])
-    positions = [browser.table.value.index(f"<td>{name}</td>") for name in browser.shown["name"]]
+    positions = [browser.table.value.index(f">{name}</td>") for name in browser.shown["name"]]
     assert positions == sorted(positions)
     # and: two runs are picked to compare
     browser.first.value, browser.second.value = first.run_id, second.run_id
     table = compare_runs(browser.frame, first.run_id, second.run_id)
-    assert not table.loc["params.model.KIND", "same"] and "background:#fff3e0" in browser.comparison.value
+    assert not table.loc["params.model.KIND", "same"] and f"background:{_SHADE}" in browser.comparison.value
     assert table.loc["params.model.KIND"].iloc[:2].tolist() == ["RidgeModel", "HistGradientBoostingModel"]
     assert "RidgeModel" in browser.comparison.value and "HistGradientBoostingModel" in browser.comparison.value
     # and: a pattern picks the columns, in the table and in the comparison (autologging adds dozens)
-    assert "params.regressor__alpha" in browser.comparison.value
+    autologged = [c for c in browser.frame.columns if "__" in c]  # sklearn autologging's (in a full run of the suite)
+    assert not any(f">{c}<" in browser.comparison.value for c in autologged)  # by default, the usual few
+    browser.columns.value = "__"
+    assert all(f">{c}<" in browser.comparison.value for c in autologged if browser.frame[c].nunique(dropna=False) > 1)
     browser.columns.value = r"^params\.model\.KIND$|rmse$"
     assert "params.model.alpha" not in browser.table.value and "params.model.KIND" in browser.table.value
     assert "regressor__" not in browser.comparison.value and "metrics.rmse" in browser.comparison.value
