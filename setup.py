@@ -22,7 +22,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[lib_path, f"{lib_path}.*"]),
     include_package_data=True,
     install_requires=cfg["requirements"].split(),
-    extras_require={"dev": cfg["dev_requirements"].split()},
+    extras_require={key.removesuffix("_requirements"): cfg[key].split() for key in cfg if key.endswith("_requirements") and key != "requirements"},
     entry_points={
         "console_scripts": cfg["console_scripts"].split(),
         "nbdev": [f"{lib_path}={lib_path}._modidx:d"],

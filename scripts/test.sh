@@ -3,7 +3,9 @@
 #   1. notebooks are clean (nbdev-clean changes nothing)
 #   2. the package is in sync with the notebooks (nbdev-export changes nothing)
 #   3. every notebook runs (nbdev-test)
-#   4. the pytest suite (tests/)
+#   4. the pytest suite (tests/), with the team tests (tests/team/): they start a whole local team stack with
+#      scripts/team.sh (PostgreSQL on 127.0.0.1, an `mlflow server`, a Dask scheduler and workers) and stop it;
+#      without PostgreSQL's server binaries they skip and say why, unless REGRESSION_LAB_TEAM=required (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -28,4 +30,7 @@ echo "== 3. notebooks run"
 nbdev-test --n-workers 2
 
 echo "== 4. pytest"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  echo "(no PostgreSQL server binaries: the team tests will skip; Debian: apt-get install postgresql)"
+fi
 python -m pytest tests "$@"
