@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import typing as T
 from pathlib import Path
 
 import pydantic as pdt
 
-from .core import ConfigError, describe_validation_error
+from .core import ConfigError, describe_validation_error, load_yaml, read_text
 from .jobs import Job
 
 # %% auto #0
-__all__ = ['load_config', 'parse_job', 'config_schema', 'all_kinds', 'kind_schema']
+__all__ = ['ALLOW_ENV', 'refuse_environment', 'load_config', 'parse_job', 'config_schema', 'all_kinds', 'kind_schema']
 
 # %% ../nbs/09_configs.ipynb #e785226a
 def _one_line(error: Exception) -> str:
@@ -25,18 +27,18 @@ def _one_line(error: Exception) -> str:
 # %% ../nbs/09_configs.ipynb #0f9b20f9
 def _read_part(path: str | Path):
     "The YAML file at `path` as an OmegaConf mapping, or a `ConfigError` naming the file."
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
-    if not Path(path).is_file():
-        raise ConfigError(f"config file not found: {path}")
+    data = load_yaml(read_text(path, "config"), str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping, not {_what(data)}")
     try:
-        part = OmegaConf.load(path)
-    except (YAMLError, OmegaConfBaseException) as error:
+        return OmegaConf.create(data)
+    except OmegaConfBaseException as error:
         raise ConfigError(f"{path}: not a valid YAML config: {_one_line(error)}") from error
-    if not isinstance(part, DictConfig):
-        raise ConfigError(f"{path}: a config file must hold a mapping, not a {type(part).__name__}")
-    return part
+
+def _what(data: T.Any) -> str:
+    return "nothing" if data is None else f"a {type(data).__name__}"
 
 # %% ../nbs/09_configs.ipynb #85a31a1b
 def _override_part(override: str):
@@ -51,6 +53,23 @@ def _override_part(override: str):
     except (YAMLError, OmegaConfBaseException) as error:
         raise ConfigError(f"override {override!r} cannot be parsed: {_one_line(error)}") from error
 
+# %% ../nbs/09_configs.ipynb #d720d871
+ALLOW_ENV = "REGRESSION_LAB_ALLOW_ENV"  # set to 1 to let configs read environment variables with ${oc.env:VAR}
+_ENV_READ = re.compile(r"\boc\s*\.\s*env\b|\$\{\s*env\s*:")
+
+def refuse_environment(config: T.Any, # an unresolved config: mappings, lists and strings
+                       path: str = "", # where `config` sits, for the message
+                      ) -> None:
+    "Raise a `ConfigError` naming the field where `config` reads an environment variable, unless `ALLOW_ENV` is set."
+    if os.environ.get(ALLOW_ENV) == "1":
+        return
+    if isinstance(config, str) and "${" in config and _ENV_READ.search(config):
+        raise ConfigError(f"{path or '<root>'}: {config!r} reads an environment variable; configs may not, unless "
+                          f"{ALLOW_ENV}=1 is set")
+    items = config.items() if isinstance(config, T.Mapping) else enumerate(config) if isinstance(config, list) else ()
+    for key, value in items:
+        refuse_environment(value, f"{path}.{key}" if path else str(key))
+
 # %% ../nbs/09_configs.ipynb #4baa436a
 def load_config(*paths: str | Path, # YAML config files, merged in order: later files win, key by key
                 overrides: T.Sequence[str] = (), # `key=value` overrides with dotted keys, applied last
@@ -62,8 +81,12 @@ def load_config(*paths: str | Path, # YAML config files, merged in order: later 
     parts = [OmegaConf.create(dict(base))] if base is not None else []
     parts += [_read_part(path) for path in paths]
     parts += [_override_part(override) for override in overrides]
+    if not parts:
+        return {}
     try:
-        return OmegaConf.to_container(OmegaConf.merge(*parts), resolve=True)
+        merged = OmegaConf.merge(*parts)
+        refuse_environment(OmegaConf.to_container(merged, resolve=False))
+        return OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"config cannot be merged or resolved: {_one_line(error)}") from error
 

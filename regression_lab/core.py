@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import os
+import re
 import typing as T
+from pathlib import Path
 
 import pydantic as pdt
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['Kind', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'Kinded', 'Component', 'family',
-           'describe_validation_error']
+__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'Kind', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError',
+           'mask_secrets', 'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -39,6 +41,117 @@ class DataError(InputError):
 
 class ServiceError(RuntimeError):
     "A service that cannot start; the message names the service, the setting and why."
+
+# %% ../nbs/00_core.ipynb #00296352
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<secret>[^\s/]*)@")
+_SECRET_PARAM = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|secret|token|api_key)=(?P<secret>[^&\s'\"]+)")
+
+def mask_secrets(value: T.Any, # a string, or a mapping / list holding strings (a config, a JSON summary)
+                ) -> T.Any:
+    "`value` with every URI password (`user:***@host`) and `password=` parameter masked; containers item by item."
+    if isinstance(value, str):
+        return _SECRET_PARAM.sub(r"\g<key>=***", _USERINFO.sub(r"\g<head>:***@", value))
+    if isinstance(value, T.Mapping):
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(mask_secrets(item) for item in value)
+    return value
+
+# %% ../nbs/00_core.ipynb #d1c064fb
+MAX_FILE_BYTES = 16 * 2**20  # a config or pipeline file larger than this is refused
+
+def read_text(path: str | Path, # the file to read
+              what: str = "config", # what the file should be, for the messages: "config", "pipeline"
+             ) -> str:
+    "The text of the file at `path`; a `ConfigError` when it is missing, unreadable, too big, binary or not UTF-8."
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes; a {what} file holds at most {MAX_FILE_BYTES}")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+    if b"\0" in data:
+        raise ConfigError(f"{path}: a binary file, not a YAML {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start} is {data[error.start]:#04x})") from None
+
+# %% ../nbs/00_core.ipynb #517d5126
+MAX_YAML_NODES = 100_000  # nodes a YAML document may hold once its aliases are expanded
+
+def _expanded_size(node, limit: int) -> int:
+    "How many nodes `node` stands for with its aliases expanded (counting stops past `limit`)."
+    sizes, active = {}, set()
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise ValueError("an alias that contains itself")
+        active.add(id(node))
+        children = [c for pair in node.value for c in pair] if node.id == "mapping" else \
+                   node.value if node.id == "sequence" else []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+    return size(node)
+
+# %% ../nbs/00_core.ipynb #0a4b572d
+_FLOAT = re.compile(r"""^(?:[-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+    |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+
+def _omegaconf_typing(loader: type) -> type:
+    "`loader` typing scalars as OmegaConf does: `1e3` is a number, a date stays text."
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    loader.yaml_implicit_resolvers = {key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+                                      for key, resolvers in loader.yaml_implicit_resolvers.items()}
+    return loader
+
+# %% ../nbs/00_core.ipynb #3a15ee23
+def _strict_loader():
+    "PyYAML's safe loader, refusing repeated keys and documents whose aliases expand past `MAX_YAML_NODES`."
+    import yaml
+    class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        def get_single_node(self):
+            node = super().get_single_node()
+            if node is not None and _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"aliases expand the document past {MAX_YAML_NODES} nodes")
+            return node
+
+        def flatten_mapping(self, node):
+            keys = [(key.tag, key.value) for key, _ in node.value
+                    if key.id == "scalar" and key.tag != "tag:yaml.org,2002:merge"]
+            repeated = sorted({value for tag, value in keys if keys.count((tag, value)) > 1})
+            if repeated:
+                raise yaml.YAMLError(f"key(s) {', '.join(map(repr, repeated))} given more than once in one mapping")
+            super().flatten_mapping(node)
+    return _omegaconf_typing(StrictLoader)
+
+# %% ../nbs/00_core.ipynb #ff5d7f27
+def load_yaml(text: str, # the YAML document
+              source: str = "<text>", # where it comes from, leading the message
+             ) -> T.Any:
+    "The document in `text`, read safely (see above); a `ConfigError` naming `source` and the problem."
+    import yaml
+    try:
+        return yaml.load(text, Loader=_loader())
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        problem = "nested too deeply" if isinstance(error, RecursionError) else " ".join(str(error).split())
+        raise ConfigError(f"{source}: not a usable YAML file: {problem}") from None
+
+def _loader(cache: list = []) -> type:
+    "The strict loader class, made once."
+    if not cache:
+        cache.append(_strict_loader())
+    return cache[0]
 
 # %% ../nbs/00_core.ipynb #090a42a1
 class Kinded:

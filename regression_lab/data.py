@@ -108,6 +108,21 @@ def _existing_file(path: str) -> Path:
         raise DataError(f"file not found: {path}")
     return resolved
 
+# %% ../nbs/02_data.ipynb #52292a45
+def _refuse_duplicated_header(path: Path, sep: str) -> None:
+    "Raise a `DataError` naming the column names that the header of the CSV file at `path` repeats."
+    import csv
+    if len(sep) != 1:
+        return  # a regular expression as separator: pandas' own reading only
+    with open(path, newline="", encoding="utf-8") as handle:
+        try:
+            header = next(csv.reader(handle, delimiter=sep), [])
+        except csv.Error as error:
+            raise DataError(f"{path}: cannot be read as CSV: {error}") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: duplicated column name(s) {', '.join(map(repr, repeated))}")
+
 # %% ../nbs/02_data.ipynb #5456aecc
 class CsvReader(Reader):
     "Read a CSV file."
@@ -122,8 +137,9 @@ class CsvReader(Reader):
         import pandas as pd
         path = _existing_file(self.path)
         try:
+            _refuse_duplicated_header(path, self.sep)
             return pd.read_csv(path, sep=self.sep, nrows=self.limit)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
             raise DataError(f"{self.path}: cannot be read as CSV: {error}") from error
 
 # %% ../nbs/02_data.ipynb #5c762345
@@ -205,19 +221,44 @@ class ParquetWriter(Writer):
     def _write(self, frame, path):
         frame.to_parquet(path, index=False)
 
-# %% ../nbs/02_data.ipynb #e641bd1c
+# %% ../nbs/02_data.ipynb #f868240f
+@patch
+def check(self: Writer,
+          inputs: T.Iterable[str] = (), # files the job reads: the output may be none of them
+         ) -> Path:
+    "The absolute path to write, or a `DataError` saying why it must not be written."
+    target = Path(self.path).expanduser().absolute()
+    if target.is_symlink():
+        raise DataError(f"{self.path}: is a symbolic link; give the path of a plain file")
+    if target.is_dir():
+        raise DataError(f"{self.path}: is a folder; give a file name, e.g. {target / 'predictions.csv'}")
+    if not target.parent.is_dir():
+        raise DataError(f"{self.path}: folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise DataError(f"{self.path}: cannot be written (permission denied)")
+    for source in inputs:
+        if target.exists() and Path(source).exists() and os.path.samefile(source, target):
+            raise DataError(f"{self.path}: is the input file {source}; writing it would destroy the input")
+    return target
+
+# %% ../nbs/02_data.ipynb #6e90085a
+def _umask() -> int:
+    "The process's umask (read by setting it and putting it straight back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 @patch
 def write(self: Writer,
           frame: pd.DataFrame, # the table to write
          ) -> Path:
-    "Write `frame` and return the path written."
-    target = Path(self.path).expanduser().resolve()
-    if not target.parent.is_dir():
-        raise DataError(f"{self.path}: folder {target.parent} does not exist")
+    "Write `frame` atomically (never through a link, never over an input) and return the path written."
+    target = self.check()
     handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(handle)
     try:
         self._write(frame, Path(partial))
+        os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, target)
     finally:
         Path(partial).unlink(missing_ok=True)
@@ -233,13 +274,42 @@ def file_kind(path: str, # a file name; only its suffix counts
     kinds = FILE_KINDS.get(Path(path).suffix.lower())
     return kinds[role == "writer"] if kinds else None
 
+# %% ../nbs/02_data.ipynb #57630b94
+def _refuse_unlearnable(inputs, targets, inputs_source: str, targets_source: str, min_rows: int, constant_ok: bool):
+    "Raise a `DataError` naming what in `inputs` or `targets` no model can learn from."
+    import numpy as np
+    column = targets.columns[0]
+    duplicated = sorted(set(map(str, inputs.columns[inputs.columns.duplicated()])))
+    if duplicated:
+        raise DataError(f"inputs from {inputs_source} have duplicated column(s) {', '.join(map(repr, duplicated))}")
+    if len(targets) < min_rows:
+        raise DataError(f"{len(targets)} row(s) from {targets_source}: at least {min_rows} are needed")
+    numbers = inputs.select_dtypes("number").join(targets[[column]].add_prefix("\0"))
+    infinite = [str(name).removeprefix("\0") for name in numbers if np.isinf(numbers[name].to_numpy(float, na_value=np.nan)).any()]
+    if infinite:
+        raise DataError(f"column(s) {', '.join(map(repr, infinite))} from {inputs_source} hold infinite values")
+    if not constant_ok and targets[column].nunique() == 1:
+        raise DataError(f"target column {column!r} from {targets_source} is constant ({targets[column].iloc[0]!r} "
+                        "on every row): there is nothing to learn")
+
+# %% ../nbs/02_data.ipynb #e4ecc38c
+def _caveats(inputs, source: str, few_rows: int = 30) -> list[str]:
+    "Sentences about `inputs` worth a warning: few rows, columns with a single value or no value at all."
+    caveats = [f"only {len(inputs)} rows from {source}: scores will be noisy"] if len(inputs) < few_rows else []
+    flat = [str(name) for name in inputs.columns if inputs[name].nunique(dropna=True) <= 1]
+    if flat:
+        caveats.append(f"column(s) {', '.join(map(repr, flat))} from {source} hold one value or none: nothing to learn from them")
+    return caveats
+
 # %% ../nbs/02_data.ipynb #1f9fc453
 def validate_training_data(inputs: pd.DataFrame, # the features
                            targets: pd.DataFrame, # one numeric column
                            inputs_source: str = "inputs", # where `inputs` came from, as messages name it
                            targets_source: str = "targets", # where `targets` came from
-                          ) -> None:
-    "Raise `DataError` unless `inputs` and `targets` can train a regression model."
+                           min_rows: int = 2, # fewer rows than this are refused
+                           constant_target_ok: bool = False, # True: a target with one value is fine (scoring, not fitting)
+                          ) -> list[str]:
+    "Raise `DataError` unless `inputs` and `targets` can train a regression model; the caveats worth a warning."
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     for frame, source, role in ((inputs, inputs_source, "inputs"), (targets, targets_source, "targets")):
         if frame.shape[1] == 0:
@@ -257,3 +327,5 @@ def validate_training_data(inputs: pd.DataFrame, # the features
     if len(inputs) != len(targets):
         raise DataError(f"inputs from {inputs_source} have {len(inputs)} rows but targets from "
                         f"{targets_source} have {len(targets)}")
+    _refuse_unlearnable(inputs, targets, inputs_source, targets_source, min_rows, constant_target_ok)
+    return _caveats(inputs, inputs_source)

@@ -20,10 +20,10 @@ import pydantic as pdt
 from fastcore.basics import patch
 from loguru import logger as _logger
 
-from .core import ServiceError, in_notebook
+from .core import ServiceError, in_notebook, mask_secrets
 
 # %% auto #0
-__all__ = ['Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command', 'MlflowService']
+__all__ = ['StoreUri', 'Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command', 'MlflowService']
 
 # %% ../nbs/01_services.ipynb #15fcafd1
 class Service(pdt.BaseModel, abc.ABC, extra="forbid"):
@@ -68,15 +68,37 @@ class LoggerService(Service):
         self._parked_default = _park_default_handler()
 
 # %% ../nbs/01_services.ipynb #cbced01e
+class _MaskedSink:
+    "A loguru sink: each formatted line, secrets masked, written to a stream or appended to a file."
+    def __init__(self, target): # `sys.stderr`, `sys.stdout` or a file path
+        self.target, self._file = target, None
+        if isinstance(target, str):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(target, "a", encoding="utf-8")
+
+    def write(self, message: str) -> None:
+        stream = self._file or self.target
+        stream.write(mask_secrets(message))
+        stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.target, "isatty", lambda: False)())
+
+    def stop(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+# %% ../nbs/01_services.ipynb #4d1a3758
 @patch
-def _sink(self: LoggerService):
-    "The stream or the file path that loguru writes to."
+def _sink(self: LoggerService) -> _MaskedSink:
+    "The masking sink that loguru writes to: a stream, or a file path."
     if self.sink in ("stderr", "stdout"):
-        return getattr(sys, self.sink)
+        return _MaskedSink(getattr(sys, self.sink))
     path = Path(self.sink).expanduser()
     if path.parent.exists() and not os.access(path.parent, os.W_OK):
         raise ServiceError(f"LoggerService could not start: sink={self.sink!r}: folder {path.parent} is not writable")
-    return str(path)
+    return _MaskedSink(str(path))
 
 # %% ../nbs/01_services.ipynb #0a3ba5f0
 _default_handler: list[int | None] = [0]  # id of loguru's stderr handler: 0 as installed at import
@@ -197,8 +219,8 @@ def absolute_uri(uri: str, # a tracking or registry URI, maybe relative to the w
 # %% ../nbs/01_services.ipynb #eebb35a5
 def ui_command(tracking_uri: str, # the store to look at
               ) -> str:
-    "The command that opens the MLflow UI on the store at `tracking_uri`."
-    return f"mlflow ui --backend-store-uri {absolute_uri(tracking_uri)}"
+    "The command that opens the MLflow UI on the store at `tracking_uri` (a password in it masked)."
+    return f"mlflow ui --backend-store-uri {mask_secrets(absolute_uri(tracking_uri))}"
 
 # %% ../nbs/01_services.ipynb #43c36a3d
 def _default_artifact_location(tracking_uri: str) -> str | None:
@@ -218,6 +240,31 @@ def _check_store(setting: str, uri: str) -> None:
     if not os.access(folder, os.W_OK):
         raise ServiceError(f"MlflowService could not start: {setting}={uri!r}: folder {folder} is not writable")
 
+# %% ../nbs/01_services.ipynb #a6ec94e7
+_STORE_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mssql", "http", "https", "file", "databricks"}
+
+def _store_uri(uri: str) -> str:
+    "`uri` when MLflow can use it as a store; a `ValueError` saying what is wrong otherwise."
+    from urllib.parse import urlsplit
+    if not uri.strip() or any(ord(c) < 32 for c in uri):
+        raise ValueError("empty or holding control characters; give a URI such as sqlite:///mlflow.db")
+    if "://" not in uri:
+        return uri  # a local folder: MLflow's file store
+    scheme, parts = uri.split("://", 1)[0].lower(), urlsplit(uri)
+    if scheme.split("+")[0] not in _STORE_SCHEMES:
+        raise ValueError(mask_secrets(f"{uri!r}: unknown scheme {scheme!r}; known: {', '.join(sorted(_STORE_SCHEMES))}"))
+    if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+        raise ValueError(f"{uri!r}: an SQLite store is sqlite:///PATH (three slashes)")
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(mask_secrets(f"{uri!r}: {error}")) from None
+    if scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(mask_secrets(f"{uri!r}: a server URI needs a host, e.g. http://127.0.0.1:5000"))
+    return uri
+
+StoreUri = T.Annotated[str, pdt.AfterValidator(_store_uri)]  # a tracking or registry URI, checked
+
 # %% ../nbs/01_services.ipynb #31bcc897
 class MlflowService(Service):
     "Experiment tracking and the model registry in MLflow."
@@ -229,8 +276,8 @@ class MlflowService(Service):
         tags: dict[str, T.Any] | None = None
         log_system_metrics: bool | None = True
 
-    tracking_uri: str = "sqlite:///mlflow.db"
-    registry_uri: str = "sqlite:///mlflow.db"  # follows `tracking_uri` unless given
+    tracking_uri: StoreUri = "sqlite:///mlflow.db"
+    registry_uri: StoreUri = "sqlite:///mlflow.db"  # follows `tracking_uri` unless given
     experiment_name: str = "regression_lab"
     registry_name: str = "regression_lab"
     artifact_location: str | None = None
@@ -337,7 +384,7 @@ def _start(self: MlflowService, configure_autolog: bool = True) -> None:
         experiment_id = self._experiment()
     except Exception as error:
         raise ServiceError(
-            f"MlflowService could not start: tracking_uri={self.tracking_uri!r}: {error}"
+            mask_secrets(f"MlflowService could not start: tracking_uri={self.tracking_uri!r}: {error}")
         ) from error
     mlflow.set_experiment(experiment_id=experiment_id)
     if configure_autolog:

@@ -43,8 +43,17 @@ def train_test(self: Splitter,
                inputs: pd.DataFrame, # the rows to split
                targets: pd.DataFrame | None = None, # their targets, for kinds that look at them
               ) -> Split:
-    "The first `(train, test)` split."
-    return next(iter(self.split(inputs, targets)))
+    "The first `(train, test)` split; a `DataError` when either side would hold fewer than 2 rows."
+    try:
+        train, test = next(iter(self.split(inputs, targets)))
+    except DataError:
+        raise
+    except ValueError as error:  # scikit-learn's own refusal, e.g. one row to split
+        raise DataError(f"{self.KIND}: cannot split {len(inputs)} row(s): {error}") from None
+    if min(len(train), len(test)) < 2:
+        raise DataError(f"{self.KIND}: {len(inputs)} row(s) give {len(train)} train and {len(test)} test row(s); "
+                        "at least 2 of each are needed to fit and score a model")
+    return train, test
 
 # %% ../nbs/03_splitters.ipynb #4f0dda8a
 Fraction = T.Annotated[float, pdt.Field(gt=0.0, lt=1.0)]
@@ -94,6 +103,9 @@ class KFoldSplitter(Splitter):
         return KFold(self.n_splits, shuffle=self.shuffle, random_state=self.random_state if self.shuffle else None)
 
     def split(self, inputs, targets=None, groups=None):
+        if len(inputs) < 2 * self.n_splits:
+            raise DataError(f"KFoldSplitter: {len(inputs)} row(s) cannot make {self.n_splits} folds of at least "
+                            f"2 test rows; use fewer folds (n_splits) or more rows")
         yield from self._folds().split(inputs)
 
     def get_n_splits(self, inputs=None, targets=None, groups=None) -> int:

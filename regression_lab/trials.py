@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import functools
 import time
 import typing as T
 import warnings
@@ -22,7 +23,8 @@ if T.TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['SearchSpace', 'STUDY_STATUSES', 'Param', 'FloatParam', 'IntParam', 'CategoricalParam', 'Sampler', 'RandomSampler',
-           'TPESampler', 'GridSampler', 'Pruner', 'MedianPruner', 'NoPruner', 'TrialStore', 'attempt_of']
+           'TPESampler', 'GridSampler', 'Pruner', 'MedianPruner', 'NoPruner', 'TrialStore', 'attempt_of',
+           'history_table']
 
 # %% ../nbs/07_trials.ipynb #548515f9
 @family
@@ -153,6 +155,34 @@ class GridSampler(Sampler):
         import optuna
         grid = {name: param.grid() for name, param in space.items()}
         return optuna.samplers.GridSampler(grid, seed=self._seed(offset))
+
+# %% ../nbs/07_trials.ipynb #7aae4f02
+@functools.cache
+def _per_trial_class() -> type:
+    "The Optuna sampler class that rebuilds its inner sampler for each trial (made once, on first use)."
+    import optuna
+
+    class PerTrialSampler(optuna.samplers.BaseSampler):
+        def __init__(self, build): self._build, self._inner = build, build(0)
+        def before_trial(self, study, trial):
+            self._inner = self._build(trial.number)
+            self._inner.before_trial(study, trial)
+        def infer_relative_search_space(self, study, trial): return self._inner.infer_relative_search_space(study, trial)
+        def sample_relative(self, study, trial, space): return self._inner.sample_relative(study, trial, space)
+        def sample_independent(self, study, trial, name, distribution):
+            return self._inner.sample_independent(study, trial, name, distribution)
+        def after_trial(self, study, trial, state, values): self._inner.after_trial(study, trial, state, values)
+        def reseed_rng(self): self._inner.reseed_rng()
+
+    return PerTrialSampler
+
+# %% ../nbs/07_trials.ipynb #47b2e96c
+@patch
+def per_trial(self: Sampler,
+              space: dict[str, Param],  # the search space
+             ) -> optuna.samplers.BaseSampler:
+    "An Optuna sampler that seeds a `self`-kind sampler with `seed` plus the number of each trial it proposes for."
+    return _per_trial_class()(lambda number: self.build(space, offset=number))
 
 # %% ../nbs/07_trials.ipynb #b29e7156
 @family
@@ -287,14 +317,12 @@ def attempt_of(trial: optuna.trial.FrozenTrial,  # a trial as read from a study
     return (history[0] if history else trial.number), len(history) + 1
 
 # %% ../nbs/07_trials.ipynb #7c46aff9
-@patch
-def history(self: TrialStore,
-            name: str,  # the study's name
-           ) -> pd.DataFrame:
-    "Every attempt of study `name`: configuration, attempt, state, value, parameters, metrics, error, times."
+def history_table(trials: T.Iterable[optuna.trial.FrozenTrial],  # the trials of one study
+                 ) -> pd.DataFrame:
+    "One row per attempt: configuration, attempt, state, value, parameters, metrics, folds, error, times."
     import pandas as pd
     rows = []
-    for trial in self.load(name).get_trials(deepcopy=False):
+    for trial in trials:
         configuration, attempt = attempt_of(trial)
         rows.append({"trial": trial.number, "configuration": configuration, "attempt": attempt,
                      "state": trial.state.name, "value": trial.value,
@@ -303,6 +331,13 @@ def history(self: TrialStore,
                      "folds": len(trial.intermediate_values), "error": trial.user_attrs.get("error"),
                      "started": trial.datetime_start, "ended": trial.datetime_complete})
     return pd.DataFrame(rows)
+
+@patch
+def history(self: TrialStore,
+            name: str,  # the study's name
+           ) -> pd.DataFrame:
+    "Every attempt of study `name` (see `history_table`)."
+    return history_table(self.load(name).get_trials(deepcopy=False))
 
 # %% ../nbs/07_trials.ipynb #a2e8ce5c
 @patch

@@ -6,19 +6,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
 import typing as T
 from pathlib import Path
 
 from .. import __version__
-from ..core import ConfigError, InputError
+from ..core import ConfigError, InputError, mask_secrets
 from .pipelines import add_pipeline_commands, pipeline_command
+from .compare import add_compare_commands, compare_command
+from .explain import add_explain_commands, explain_command
+from .serve import add_serve_commands, serve_command
+from .trials import add_trials_commands, trials_command
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'model_kind', 'train_config', 'tune_config', 'promote_config',
-           'predict_config', 'evaluate_config', 'command_config', 'build_parser', 'main']
+__all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'model_kind', 'train_config', 'tune_config',
+           'promote_config', 'predict_config', 'evaluate_config', 'command_config', 'build_parser', 'masked_output',
+           'main']
 
 # %% ../../nbs/12_cli.ipynb #93689b65
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -194,7 +202,9 @@ def command_config(args: argparse.Namespace, # parsed `train`, `tune`, `promote`
 # %% ../../nbs/12_cli.ipynb #a7c6836b
 def _service_overrides(args: argparse.Namespace) -> list[str]:
     overrides = []
-    if args.tracking_uri:
+    if args.tracking_uri is not None and not args.tracking_uri.strip():  # not silently the default store
+        raise ConfigError("--tracking-uri: empty; give a URI such as sqlite:///mlflow.db")
+    if args.tracking_uri is not None:
         overrides.append(f"job.mlflow_service.tracking_uri={args.tracking_uri}")  # the registry follows it
     if args.experiment:
         overrides.append(f"job.mlflow_service.experiment_name={args.experiment}")
@@ -244,13 +254,33 @@ def _fail(args: argparse.Namespace, code: int, message: str, summary: dict | Non
         print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
     return code
 
+# %% ../../nbs/12_cli.ipynb #36bafdca
+EXIT_STOPPED = 130  # stopped by Ctrl-C or SIGTERM, as a shell reports a command ended by a signal
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    "While the block runs (on the main thread), SIGTERM interrupts it like Ctrl-C."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 # %% ../../nbs/12_cli.ipynb #a539c77b
 def _job_command(args: argparse.Namespace) -> int:
     "Run the job that `args` describe (`run` or a job subcommand) and report it; the exit code."
     try:
         job = _load_job(args)
-        with job:
+        with _stopped_by_sigterm(), job:  # entering reads and checks the inputs before the MLflow service starts
             result = job.run()
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job has closed its run as FAILED
+        return _fail(args, EXIT_STOPPED, f"stopped ({stop or 'Ctrl-C'})")
     except InputError as error:
         return _fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
     except Exception as error:
@@ -293,6 +323,11 @@ _COMMANDS: dict[str, tuple[T.Callable, T.Callable]] = {  # command: (adds its su
     "evaluate": (_add_evaluate, _job_command),
     "schema": (_add_schema, _schema_command),
     "pipeline": (add_pipeline_commands, pipeline_command),
+    "compare": (add_compare_commands, compare_command),
+    "explain": (add_explain_commands, explain_command),
+    "serve": (add_serve_commands, serve_command),
+    "trials": (add_trials_commands, trials_command),
+    "resources": (add_trials_commands, trials_command),
 }
 
 # %% ../../nbs/12_cli.ipynb #c671c7d4
@@ -305,9 +340,27 @@ def build_parser() -> argparse.ArgumentParser:
         add(commands)
     return parser
 
+# %% ../../nbs/12_cli.ipynb #85df181b
+class _Masked:
+    "A text stream that masks secrets in everything written to it."
+    def __init__(self, stream): self._stream = stream
+    def write(self, text: str) -> int: return self._stream.write(mask_secrets(text))
+    def __getattr__(self, name: str): return getattr(self._stream, name)
+
+@contextlib.contextmanager
+def masked_output():
+    "Mask secrets in everything written to `sys.stdout` and `sys.stderr` inside the block."
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(sys.stdout), _Masked(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
 # %% ../../nbs/12_cli.ipynb #d3292b67
 def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["train", "--json"]`; None: `sys.argv`
         ) -> int:
-    "Run `regression-lab` with `argv` and return the exit code."
+    "Run `regression-lab` with `argv` and return the exit code; passwords in what it prints are masked."
     args = build_parser().parse_args(argv)
-    return _COMMANDS[args.command][1](args)
+    with masked_output():
+        return _COMMANDS[args.command][1](args)

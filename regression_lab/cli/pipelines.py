@@ -30,6 +30,17 @@ def _shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     parser.add_argument("--debug", action="store_true", help="log every step's outcome and show the tracebacks of failed steps")
 
+# %% ../../nbs/12a_cli_pipelines.ipynb #0c7c483c
+def _positive(text: str) -> int:
+    "`text` as a whole number of at least 1, or argparse's error."
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
 # %% ../../nbs/12a_cli_pipelines.ipynb #f959b349
 def add_pipeline_commands(subparsers, # the subcommands of `regression-lab` (what `add_subparsers` returned)
                          ) -> argparse.ArgumentParser:
@@ -43,7 +54,7 @@ def add_pipeline_commands(subparsers, # the subcommands of `regression-lab` (wha
     for parser in (validate, run):
         _shared_options(parser)
     run.add_argument("--scheduler", metavar="ADDRESS", help="run the steps on the Dask cluster at ADDRESS")
-    run.add_argument("--max-workers", type=int, metavar="N", help="threads running steps at once (default: Python's)")
+    run.add_argument("--max-workers", type=_positive, metavar="N", help="threads running steps at once (default: Python's)")
     run.add_argument("--dry-run", action="store_true", help="execute nothing: show that the plan ends with the outputs")
     run.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
     run.add_argument("--experiment", help="MLflow experiment; default the pipeline's name")

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['Job', 'Locals', 'TrainingJob', 'TrainingLocals', 'TunedModel', 'TuningJob', 'TuningLocals', 'EvaluationLocals',
-           'EvaluationsJob', 'InferenceJob', 'InferenceLocals', 'PromotionJob', 'PromotionLocals', 'ThresholdError']
+           'EvaluationsJob', 'InferenceJob', 'InferenceLocals', 'PromotionJob', 'PromotionLocals', 'ThresholdError',
+           'CompareJob', 'CompareLocals', 'ExplanationJob', 'ExplanationLocals']
 
 # %% ../../nbs/08d_jobs.ipynb #ab8973ae
 from .base import Job, Locals
@@ -12,8 +13,10 @@ from .training import TrainingJob, TrainingLocals
 from .tuning import TunedModel, TuningJob, TuningLocals
 from .lifecycle import (EvaluationLocals, EvaluationsJob, InferenceJob, InferenceLocals,
                                            PromotionJob, PromotionLocals, ThresholdError)
+from .compare import CompareJob, CompareLocals
+from .explanation import ExplanationJob, ExplanationLocals
 
 # %% ../../nbs/08d_jobs.ipynb #e08ed9c6
 _all_ = ["Job", "Locals", "TrainingJob", "TrainingLocals", "TunedModel", "TuningJob", "TuningLocals",
          "EvaluationLocals", "EvaluationsJob", "InferenceJob", "InferenceLocals", "PromotionJob", "PromotionLocals",
-         "ThresholdError"]
+         "ThresholdError", "CompareJob", "CompareLocals", "ExplanationJob", "ExplanationLocals"]

@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
+import importlib
+import threading
 import typing as T
 
 import pydantic as pdt
@@ -15,7 +18,7 @@ from ..core import InputError, Kinded
 from ..services import AlertsService, LoggerService, MlflowService
 
 # %% auto #0
-__all__ = ['Locals', 'Job']
+__all__ = ['Locals', 'Job', 'preload', 'autolog_paused']
 
 # %% ../../nbs/08_jobs_base.ipynb #9d3b6824
 class Locals(pdt.BaseModel, T.Mapping[str, T.Any], extra="allow", frozen=True, arbitrary_types_allowed=True):
@@ -46,39 +49,97 @@ class Job(Kinded, pdt.BaseModel, abc.ABC, extra="forbid"):
     logger_service: LoggerService = pdt.Field(default_factory=LoggerService)
     alerts_service: AlertsService = pdt.Field(default_factory=AlertsService)
     mlflow_service: MlflowService = pdt.Field(default_factory=MlflowService)
+    preload: T.ClassVar[tuple[str, ...]] = ("mlflow",)  # heavy modules imported in the background on enter
 
     def _services(self) -> list[tuple[str, T.Any]]:
         return [("logger", self.logger_service), ("alerts", self.alerts_service), ("mlflow", self.mlflow_service)]
+
+    def prepare(self) -> None:
+        "Read and check what can be checked before anything is written (nothing by default)."
 
     @abc.abstractmethod
     def run(self) -> Locals:
         "Do the job's steps and return their named values."
 
-# %% ../../nbs/08_jobs_base.ipynb #8a537a4c
-@patch
-def __enter__(self: Job) -> T.Self:
-    started = []
-    try:
-        for name, service in self._services():
-            service.start()
-            started.append(service)
-            self.logger_service.logger().debug("[START] {} service", name)
-    except BaseException:
-        for service in reversed(started):
-            service.stop()
-        raise
-    return self
+# %% ../../nbs/08_jobs_base.ipynb #f032d037
+def preload(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
+           ) -> threading.Thread:
+    "A started daemon thread importing `modules`; a failed import is left to the code that needs the module."
+    def load():
+        for name in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    thread = threading.Thread(target=load, name="regression-lab-preload", daemon=True)
+    thread.start()
+    return thread
 
 # %% ../../nbs/08_jobs_base.ipynb #945c0825
 @patch
-def __exit__(self: Job, exc_type, exc_value, exc_traceback) -> T.Literal[False]:
+def _log_failure(self: Job, exc_type, exc_value, exc_traceback) -> None:
+    "Log the exception leaving the job: one line for bad input, with its traceback otherwise."
     log = self.logger_service.logger()
     if isinstance(exc_value, InputError):
         log.error("{} stopped on bad input: {}", self.KIND, exc_value)
     elif exc_value is not None:
         log.opt(exception=(exc_type, exc_value, exc_traceback)).error(
             "{} failed: {}: {}", self.KIND, exc_type.__name__, exc_value)
+
+# %% ../../nbs/08_jobs_base.ipynb #8a537a4c
+@patch
+def __enter__(self: Job) -> T.Self:
+    loading = preload(self.preload)
+    started = []
+    try:
+        for name, service in self._services():
+            if name == "mlflow":
+                self.prepare()  # bad input stops here: no store is opened or created
+                loading.join()  # no import in the background once MLflow may hook the import system
+            service.start()
+            started.append(service)
+            self.logger_service.logger().debug("[START] {} service", name)
+    except BaseException as error:
+        if isinstance(error, InputError):  # from `prepare`: logged as `__exit__` logs it
+            self._log_failure(type(error), error, error.__traceback__)
+        for service in reversed(started):
+            service.stop()
+        raise
+    return self
+
+# %% ../../nbs/08_jobs_base.ipynb #f34d2158
+@patch
+def __exit__(self: Job, exc_type, exc_value, exc_traceback) -> T.Literal[False]:
+    self._log_failure(exc_type, exc_value, exc_traceback)
+    log = self.logger_service.logger()
     for name, service in reversed(self._services()):
         log.debug("[STOP] {} service", name)
         service.stop()
     return False
+
+# %% ../../nbs/08_jobs_base.ipynb #aaa51520
+_paused = {"count": 0, "lock": threading.Lock(), "scope": None}  # jobs inside `autolog_paused`, in any thread
+
+def _pause_autolog() -> None:
+    "Count one more pause; the first one switches MLflow's autologging off for the whole process."
+    from mlflow.utils.autologging_utils import disable_autologging
+    with _paused["lock"]:
+        if _paused["count"] == 0:
+            _paused["scope"] = disable_autologging()
+            _paused["scope"].__enter__()
+        _paused["count"] += 1
+
+# %% ../../nbs/08_jobs_base.ipynb #6c34f139
+def _resume_autolog() -> None:
+    "Count one pause less; the last one switches autologging back to what it was."
+    with _paused["lock"]:
+        _paused["count"] -= 1
+        if _paused["count"] == 0:
+            _paused["scope"].__exit__(None, None, None)
+
+@contextlib.contextmanager
+def autolog_paused():
+    "Inside: MLflow autologging leaves every fit alone; afterwards it is as it was."
+    _pause_autolog()
+    try:
+        yield
+    finally:
+        _resume_autolog()

@@ -131,6 +131,12 @@ class InferenceLocals(Locals):
     def summary(self) -> dict[str, T.Any]:
         return {name: getattr(self, name) for name in ("run_id", "model_uri", "output", "rows")}
 
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #643f9228
+def _same_path(a: str | None, b: str | None) -> bool:
+    "True when the paths `a` and `b` (None: no path) name the same file."
+    from pathlib import Path
+    return a is not None and b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #81e4964c
 class InferenceJob(Job):
     "Predict with a registered model and write the predictions beside an id column."
@@ -142,6 +148,15 @@ class InferenceJob(Job):
     loader: Kind[Loader] = PyfuncLoader()
     id_column: str | None = None
     prediction_column: str = "prediction"
+    _inputs: T.Any = pdt.PrivateAttr(default=None)  # the inputs read by `prepare`, used once by `run`
+
+    @pdt.model_validator(mode="after")
+    def _output_apart(self):
+        if _same_path(self.writer.path, getattr(self.inputs, "path", None)):
+            raise ValueError(f"writer.path {self.writer.path!r} is the inputs file: the predictions would replace it")
+        if self.id_column is not None and self.id_column == self.prediction_column:
+            raise ValueError(f"id_column {self.id_column!r} is also the prediction column; rename one of them")
+        return self
 
     def uri(self) -> str:
         "The model's URI: `model_uri`, or the champion of the service's registered model."
@@ -180,13 +195,26 @@ def load_model(loader: Loader, # how to load: as a pyfunc, or as the scikit-lear
     except OSError as error:
         raise InputError(f"model {uri!r} cannot be loaded: {error}") from error
 
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #e790a897
+@patch
+def prepare(self: InferenceJob) -> None:
+    "Check the output path and read the inputs (kept for `run`), before any service starts."
+    if self._inputs is not None:
+        return
+    self.writer.check([self.inputs.path] if isinstance(getattr(self.inputs, "path", None), str) else [])
+    inputs = self.inputs.read()
+    if inputs.empty:
+        raise DataError(f"{self.inputs.source()}: no rows to predict (a header only?)")
+    if self.id_column is not None and self.id_column not in inputs.columns:
+        raise DataError(f"{self.inputs.source()}: id column {self.id_column!r} is missing")
+    self._inputs = inputs
+
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #c9af234c
 @patch
 def _prepare(self: InferenceJob):
     "The inputs as read, the model, and the features checked against the model's signature."
-    inputs = self.inputs.read()
-    if self.id_column is not None and self.id_column not in inputs.columns:
-        raise DataError(f"{self.inputs.source()}: id column {self.id_column!r} is missing")
+    self.prepare()
+    inputs, self._inputs = self._inputs, None
     model = load_model(self.loader, self.uri())
     features = check_signature(inputs.drop(columns=[self.id_column] if self.id_column else []),
                                model.metadata.get_input_schema(), self.inputs.source())
@@ -233,6 +261,7 @@ class EvaluationsJob(Job):
     metrics: list[Kind[Metric]] = pdt.Field(default_factory=default_metrics, min_length=1)
     thresholds: dict[str, float] = {}
     loader: Kind[Loader] = PyfuncLoader()
+    _data: T.Any = pdt.PrivateAttr(default=None)  # (inputs, targets) read by `prepare`, used once by `run`
 
     @pdt.model_validator(mode="after")
     def _thresholds_name_metrics(self):
@@ -275,12 +304,22 @@ def failures(self: EvaluationsJob, scores: dict[str, float]) -> list[str]:
                 missed.append(f"{metric.name} = {value:.4g}, needs {'>=' if metric.greater_is_better else '<='} {limit:g}")
     return missed
 
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #9f9debec
+@patch
+def prepare(self: EvaluationsJob) -> None:
+    "Read and validate the inputs and targets (kept for `run`), before any service starts."
+    if self._data is None:
+        inputs, targets = self.inputs.read(), self.targets.read()
+        validate_training_data(inputs, targets, self.inputs.source(), self.targets.source(), min_rows=2,
+                               constant_target_ok=True)
+        self._data = inputs, targets
+
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #af25530a
 @patch
 def _prepare(self: EvaluationsJob):
     "The inputs and targets as read, the model, and the features checked against the model's signature."
-    inputs, targets = self.inputs.read(), self.targets.read()
-    validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
+    self.prepare()
+    (inputs, targets), self._data = self._data, None
     model = load_model(self.loader, self.uri())
     features = check_signature(inputs, model.metadata.get_input_schema(), self.inputs.source())
     return inputs, targets, model, features

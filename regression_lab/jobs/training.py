@@ -12,7 +12,7 @@ from fastcore.basics import patch
 
 from ..core import Kind, in_notebook
 from ..data import Reader, log_lineage, validate_training_data
-from .base import Job, Locals
+from .base import Job, Locals, autolog_paused
 from ..metrics import Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
 from ..registries import InferSigner, MlflowRegister, Register, Saver, Signer, SklearnSaver
@@ -54,19 +54,25 @@ class TrainingJob(Job):
     registry: Kind[Register] = MlflowRegister()
     input_example_rows: pdt.PositiveInt = 5
     figures: bool = True
+    _tables: tuple | None = pdt.PrivateAttr(default=None)  # step 1's tables, read on enter by `prepare`
 
     def run(self) -> TrainingLocals:
         "Do the eleven steps in order and return what they produced."
-        inputs, targets = self._read()
-        with self.mlflow_service.run_context(self.run_config) as run:
+        inputs, targets = self._tables or self._read()
+        self._tables = None  # the next `with job:` reads the data again
+        with autolog_paused(), self.mlflow_service.run_context(self.run_config) as run:
             self._track(inputs, targets)
             (inputs_train, targets_train), (inputs_test, targets_test) = self._split(inputs, targets)
             pipeline, predictions = self._fit_predict(inputs_train, targets_train, inputs_test)
             metrics = self._score(targets_test, predictions)
             signature, info = self._sign_and_save(pipeline, inputs_train)
-            if self.figures:  # 10. before registering: a run that fails here registers nothing
+            if self.figures:  # before registering: a run that fails here registers nothing
                 self._log_figures(targets_test[targets.columns[0]].to_numpy(), predictions)
+        try:  # after the run closed FINISHED, so no version ever points at an unfinished run
             version = self._register(info.model_uri)
+        except BaseException:
+            self.mlflow_service.client().set_terminated(run.info.run_id, "FAILED")  # the job failed, so did its run
+            raise
         name = self.mlflow_service.registry_name
         self._notify(name, version, metrics)
         return TrainingLocals(
@@ -83,6 +89,13 @@ def _read(self: TrainingJob):
                                       inputs.shape, self.inputs.source(), targets.shape, self.targets.source())
     validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
     return inputs, targets
+
+# %% ../../nbs/08a_jobs_training.ipynb #03b11d01
+@patch
+def prepare(self: TrainingJob) -> None:
+    "Step 1 on entering the job, before the MLflow service starts: read and validate the tables."
+    self._tables = self._read()
+    self.splitter.train_test(*self._tables)  # too few rows for the split: refused before the store opens
 
 # %% ../../nbs/08a_jobs_training.ipynb #b68f8263
 @patch
@@ -194,7 +207,7 @@ def _log_figures(self: TrainingJob, actual, predicted) -> None:
             png = io.BytesIO()
             figure.savefig(png, format="png", dpi=80)
             display(Image(data=png.getvalue(), format="png"))
-    self.logger_service.logger().info("[10/11] logged the predicted-vs-actual and residuals figures")
+    self.logger_service.logger().info("[9/11] logged the predicted-vs-actual and residuals figures")
 
 # %% ../../nbs/08a_jobs_training.ipynb #1444d6b4
 @patch
@@ -202,7 +215,7 @@ def _register(self: TrainingJob, model_uri: str):
     "Step 9: the saved model at `model_uri` as a new version of the service's registered model."
     name = self.mlflow_service.registry_name
     version = self.registry.register(name, model_uri)
-    self.logger_service.logger().info("[9/11] registered {} version {}", name, version.version)
+    self.logger_service.logger().info("[10/11] registered {} version {}", name, version.version)
     return version
 
 # %% ../../nbs/08a_jobs_training.ipynb #199a3928

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import json
 import threading
@@ -16,8 +17,9 @@ import warnings
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import ConfigError, Kind
+from ..core import ConfigError, Kind, mask_secrets
 from ..data import Reader, log_lineage, validate_training_data
+from ..experiments import ExperimentStore, cpu_type
 from .base import Job, Locals
 from ..metrics import RMSE, Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
@@ -27,8 +29,9 @@ from ..trials import (CategoricalParam, FloatParam, IntParam, MedianPruner, Para
                                    SearchSpace, TPESampler, TrialStore, attempt_of)
 
 # %% auto #0
-__all__ = ['DEFAULT_SEARCH_SPACES', 'TuningLocals', 'TrialOutcome', 'TuningJob', 'evaluate_trial', 'kind_modules',
-           'evaluate_remote', 'count_configurations', 'retry_attempt', 'TrialTracker', 'run_tuning', 'TunedModel']
+__all__ = ['DEFAULT_SEARCH_SPACES', 'TuningLocals', 'TrialOutcome', 'TuningJob', 'search_config', 'evaluate_trial',
+           'kind_modules', 'evaluate_remote', 'count_configurations', 'retry_attempt', 'TrialTracker', 'run_tuning',
+           'TunedModel']
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #1ffe8824
 DEFAULT_SEARCH_SPACES: dict[str, dict[str, Param]] = {
@@ -96,6 +99,7 @@ class TuningJob(Job):
     scheduler: str | None = None  # the address of a Dask scheduler, to run the trials on its workers
     max_attempts: pdt.PositiveInt = 2  # attempts at one configuration before it counts as failed
     threads_per_trial: pdt.PositiveInt = 1  # threads of the numeric libraries inside one trial
+    lease_slots: bool = True  # lease a slot of this machine's cores (or of the cluster) for each trial, shared by every tuner on the store
     progress: bool = True
 
     @pdt.model_validator(mode="after")
@@ -109,7 +113,11 @@ class TuningJob(Job):
 
     def run(self) -> TuningLocals:
         "Run the missing trials of the study and return the best configuration (see `run_tuning`)."
-        return run_tuning(self)
+        try:
+            return run_tuning(self)
+        except Exception as error:
+            _alert_failure(self, error)
+            raise
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #39e6783d
 @patch
@@ -148,31 +156,32 @@ def _read_data(self: TuningJob):
     return inputs, targets
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #d41d4ccc
-def _check_resumable(study, job: TuningJob, direction: str) -> None:
-    "Record what the study searches on its first run; refuse to resume it with another model or metric."
-    signature = {"model": job.model.model_dump(mode="json"), "metric": job.metric.name, "direction": direction,
-                 "search_space": {name: param.model_dump(mode="json") for name, param in job.space().items()}}
-    recorded = study.user_attrs.get("search")
-    if recorded is None:
-        study.set_user_attr("search", signature)
-    elif recorded != signature:
-        raise ConfigError(f"study {study.study_name!r} was created for another model, metric or search space; "
-                          "choose a new study name to search this one")
+def search_config(job: TuningJob,  # the job
+                  direction: str,  # `minimize` or `maximize`
+                 ) -> dict[str, T.Any]:
+    "What a study searches: the model, the metric and its direction, the search space."
+    return {"model": job.model.model_dump(mode="json"), "metric": job.metric.name, "direction": direction,
+            "search_space": {name: param.model_dump(mode="json") for name, param in job.space().items()}}
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #0715a155
 @patch
-def _open_study(self: TuningJob, space: dict[str, Param], direction: str):
-    "The study, created or resumed, checked to search the same thing, its dead trials failed and queued again."
+def experiments(self: TuningJob) -> ExperimentStore:
+    "The experiment store of the job's trial store, which fails stale trials and queues them again."
+    return ExperimentStore(self.store, on_stale=lambda study, trial: retry_attempt(study, trial, self.max_attempts))
+
+@patch
+def _open_study(self: TuningJob, space: dict[str, Param], direction: str, experiments: ExperimentStore | None = None):
+    "The study, started or resumed in the experiment store, its dead trials failed and queued again."
     import optuna
-    storage = self.store.storage(on_stale=lambda study, trial: retry_attempt(study, trial, self.max_attempts))
-    try:  # a resumed study's sampler is seeded past its earlier trials, so it proposes new configurations
-        earlier = len(optuna.load_study(study_name=self.study_name, storage=storage).get_trials(deepcopy=False))
-    except KeyError:
-        earlier = 0
-    study = optuna.create_study(study_name=self.study_name, storage=storage, direction=direction,
-                                sampler=self.sampler.build(space, offset=earlier), pruner=self.pruner.build(),
-                                load_if_exists=True)
-    _check_resumable(study, self, direction)
+    experiments = experiments or self.experiments()
+    try:
+        study_id = experiments.start_experiment(self.study_name, search_config(self, direction), direction=direction)
+    except ConfigError as error:
+        if "another configuration" not in str(error):
+            raise
+        raise ConfigError(f"study {self.study_name!r} was created for another model, metric or search space; "
+                          "choose a new study name to search this one") from None
+    study = experiments.study(study_id, sampler=self.sampler.per_trial(space), pruner=self.pruner.build())
     with warnings.catch_warnings():  # fail_stale_trials is marked experimental
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)
@@ -327,12 +336,13 @@ def close(self: TrialTracker) -> None:
 class _Search:
     "One run of the search loop of `job` on `study`."
 
-    def __init__(self, job: TuningJob, study, inputs, targets, tracker: TrialTracker | None, log):
+    def __init__(self, job: TuningJob, study, inputs, targets, tracker: TrialTracker | None, log,
+                 experiments: ExperimentStore | None = None):
         self.job, self.study, self.inputs, self.targets, self.tracker, self.log = job, study, inputs, targets, tracker, log
-        self.storage = study._storage
+        self.storage, self.experiments = study._storage, experiments or job.experiments()
         self.in_flight: dict[T.Any, tuple[T.Any, dict]] = {}
-        self._stop = threading.Event()
-        self._client = None
+        self.slots: dict[int, int] = {}  # trial id: the resource slot it holds
+        self._stop, self._client, self._slot_type, self._starved = threading.Event(), None, None, False
         self._wait = functools.partial(cf.wait, return_when=cf.FIRST_COMPLETED)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #d4d70274
@@ -354,13 +364,22 @@ def _workers(self: _Search) -> int:
     return self.job.n_jobs if self.job.scheduler is None else self._cluster_workers
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #f2ecb00a
-def _first_done(futures: list, poll: float = 0.05):
-    "`(done, pending)` once one of the Dask `futures` is done (a client that is not the default has no `wait`)."
+def _first_done(futures: list, poll: float = 0.05, timeout: float | None = None):
+    "`(done, pending)` once one of the Dask `futures` is done, or `timeout` seconds passed (a client that is not the default has no `wait`)."
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         done = [future for future in futures if future.done()]
-        if done:
+        if done or (deadline is not None and time.monotonic() > deadline):
             return done, [future for future in futures if not future.done()]
         time.sleep(poll)
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #75215a1c
+@patch
+def _register_slots(self: _Search, type: str, names: list[str] | None) -> None:
+    "Register the resource slots of `type` (`names`; None: this machine's cores) that the trials lease."
+    if self.job.lease_slots:
+        self._slot_type = type
+        self.experiments.register_cpu_slots() if names is None else self.experiments.register_resources(type, names)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #ac1ab715
 @patch
@@ -369,22 +388,48 @@ def _executor(self: _Search):
         from distributed import Client
         client = Client(self.job.scheduler, set_as_default=False)
         self._wait = _first_done
-        self._cluster_workers = max(1, len(client.scheduler_info()["workers"]))
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        self._cluster_workers = max(1, sum(info.get("nthreads", 1) for info in workers.values()))
+        self._register_slots(f"dask@{self.job.scheduler}",
+                             [f"{address}/thread-{i}" for address, info in sorted(workers.items())
+                              for i in range(info.get("nthreads", 1))])
         job_json, modules = self.job.model_dump_json(), kind_modules(self.job)
         def submit(trial, params):
             return client.submit(evaluate_remote, job_json, modules, trial._trial_id, params, pure=False)
         self._client = client
         return None, submit
+    self._register_slots(cpu_type(), None)
     executor = cf.ThreadPoolExecutor(max_workers=self.job.n_jobs, thread_name_prefix="trial")
     def submit(trial, params):
         return executor.submit(evaluate_trial, self.job, trial, params, self.inputs, self.targets)
     return executor, submit
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #cbf3a840
+@patch
+def _take_slot(self: _Search) -> int | None:
+    "A slot leased for the next trial: its id, -1 when the job leases none, None when every slot is taken."
+    if self._slot_type is None:
+        return -1
+    slot = self.experiments.take_any(self._slot_type)
+    self._starved = slot is None
+    return slot
+
+@patch
+def _free_slot(self: _Search, trial) -> None:
+    "Give back the slot `trial` held, if any."
+    slot = self.slots.pop(trial._trial_id, None)
+    if slot is not None:
+        self.experiments.free_resource(slot)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #f4b69f9d
 @patch
 def _beat(self: _Search) -> None:
     "Record a heartbeat for every trial in flight, so another process can tell a live trial from a dead one."
     while not self._stop.wait(self.job.store.heartbeat_interval):
+        try:
+            self.experiments.renew_resources(list(self.slots.values()))
+        except Exception as error:
+            self.log.warning("renewing the slots' leases failed: {}", error)
         for trial, _ in list(self.in_flight.values()):
             try:
                 self.storage.record_heartbeat(trial._trial_id)
@@ -419,11 +464,12 @@ def _tell(self: _Search, trial, future) -> bool:
     import optuna
     state, outcome, error = _result_of(future)
     if error:
-        trial.set_user_attr("error", error)
+        self.experiments.log_error(self.study._study_id, error, job=trial._trial_id)
     if outcome is not None:
-        trial.set_user_attr("metrics", outcome.metrics)
+        self.experiments.save_results(trial._trial_id, outcome.metrics, final=True)
     value = outcome.metrics[self.job.metric.name] if state == optuna.trial.TrialState.COMPLETE else None
     frozen = self.study.tell(trial, value, state=state)
+    self._free_slot(trial)
     finished = state != optuna.trial.TrialState.FAIL
     if state == optuna.trial.TrialState.FAIL:
         retried = retry_attempt(self.study, frozen, self.job.max_attempts)
@@ -434,17 +480,34 @@ def _tell(self: _Search, trial, future) -> bool:
         self.tracker.track(frozen, outcome, error)
     return finished
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #0245c0c6
+@patch
+def _ask(self: _Search):
+    "A new trial of the study, its heartbeat recorded (a queued retry first, else a new configuration)."
+    with warnings.catch_warnings():  # ask-and-tell with heartbeats is deliberate here
+        warnings.simplefilter("ignore")
+        trial = self.study.ask()
+    self.storage.record_heartbeat(trial._trial_id)
+    return trial
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #9034ab10
 @patch
 def _fill(self: _Search, submit) -> int:
-    "Submit new attempts while a worker is free and the study wants more; the number submitted."
+    "Submit new attempts while a worker and a slot are free and the study wants more; the number submitted."
     submitted = 0
-    while len(self.in_flight) < self._workers and self._can_ask():
-        with warnings.catch_warnings():  # ask-and-tell with heartbeats is deliberate here
-            warnings.simplefilter("ignore")
-            trial = self.study.ask()
+    while len(self.in_flight) < self._workers:
+        slot = self._take_slot()
+        if slot is None:
+            break
+        with self.experiments.lock(f"study:{self.study.study_name}"):
+            trial = self._ask() if self._can_ask() else None
+        if trial is None:
+            if slot >= 0:
+                self.experiments.free_resource(slot)
+            break
+        if slot >= 0:
+            self.slots[trial._trial_id] = slot
         params = {name: param.suggest(trial, name) for name, param in self.job.space().items()}
-        self.storage.record_heartbeat(trial._trial_id)
         self.in_flight[submit(trial, params)] = (trial, params)
         submitted += 1
     return submitted
@@ -456,10 +519,27 @@ def _close(self: _Search, executor) -> None:
     self._stop.set()
     for future in self.in_flight:
         future.cancel()
+    if self.slots:
+        self.experiments.free_resource(list(self.slots.values()))
+        self.slots.clear()
     if executor is not None:
         executor.shutdown(wait=True, cancel_futures=True)
     if self._client is not None:
         self._client.close()
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #ebae02f4
+@patch
+def _others_busy(self: _Search, pause: float = 0.5) -> bool:
+    "True (after `pause` seconds, stale trials failed) while attempts of other processes run or wait in the study."
+    _, busy, _ = count_configurations(self.study, self.job.max_attempts)
+    if not busy:
+        return False
+    import optuna
+    time.sleep(pause)
+    with warnings.catch_warnings():  # fail_stale_trials is marked experimental
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(self.study)
+    return True
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #67356cea
 @patch
@@ -473,8 +553,13 @@ def run(self: _Search, progress) -> int:
         while True:
             attempts += self._fill(submit)
             if not self.in_flight:
+                if self._starved and self._can_ask():  # every slot is leased by other tuners: wait for one
+                    time.sleep(0.1)
+                    continue
+                if self._others_busy():
+                    continue
                 return attempts
-            done, _ = self._wait(list(self.in_flight))
+            done, _ = self._wait(list(self.in_flight), timeout=0.5)  # now and then, look for a slot freed elsewhere
             for future in done:
                 trial, params = self.in_flight.pop(future)
                 if self._tell(trial, future):
@@ -488,7 +573,7 @@ def _log_search(self: TuningJob, space: dict[str, Param], inputs, targets) -> No
     "Tag the search's run and log the job's config, the lineage of its data and the settings of the search."
     import mlflow
     mlflow.set_tag("regression_lab.job", self.KIND)
-    mlflow.log_dict(self.model_dump(mode="json"), "job.json")
+    mlflow.log_dict(mask_secrets(self.model_dump(mode="json")), "job.json")  # no password leaves the process
     log_lineage(self.inputs.lineage(inputs, name="inputs"), context="inputs")
     log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="targets")
     mlflow.log_params({"study": self.study_name, "n_trials": self.n_trials, "metric": self.metric.name,
@@ -499,19 +584,21 @@ def _log_search(self: TuningJob, space: dict[str, Param], inputs, targets) -> No
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #53d44ab1
 @patch
-def _search(self: TuningJob, study, inputs, targets, run, todo: int, log) -> int:
-    "Run the missing trials, each tracked as a nested run of `run`; the attempts made."
+def _search(self: TuningJob, study, inputs, targets, run, todo: int, log, experiments: ExperimentStore | None = None) -> int:
+    "Run the missing trials, each tracked as a nested run of `run`, autologging off; the attempts made."
+    from mlflow.utils.autologging_utils import disable_autologging
     from tqdm.auto import tqdm
+    experiments = experiments or self.experiments()
     tracker = TrialTracker(self.mlflow_service.client(), run.info.experiment_id, run.info.run_id)
     try:
-        with tqdm(total=todo, desc=f"tuning {self.study_name}", disable=not self.progress) as bar:
-            attempts = _Search(self, study, inputs, targets, tracker, log).run(bar)
+        with tqdm(total=todo, desc=f"tuning {self.study_name}", disable=not self.progress) as bar, disable_autologging():
+            attempts = _Search(self, study, inputs, targets, tracker, log, experiments).run(bar)
     except BaseException:
-        self.store.set_status(study, "interrupted")
+        experiments.end_experiment(study._study_id, "interrupted")
         raise
     finally:
         tracker.close()
-    self.store.set_status(study, "finished")
+    experiments.end_experiment(study._study_id, "finished")
     return attempts
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #b0c92a4d
@@ -532,6 +619,22 @@ def _log_best(self: TuningJob, study):
     mlflow.log_text(self.store.history(self.study_name).to_csv(index=False), "trials.csv")
     return best, finished
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #d29e5f5d
+@contextlib.contextmanager
+def _errors_kept(experiments: ExperimentStore, study):
+    "Keep the error that stops the `with` block with the experiment, and let it go on."
+    try:
+        yield
+    except Exception as error:
+        experiments.log_error(study._study_id, f"{type(error).__name__}: {error}")
+        raise
+
+def _alert_failure(job: TuningJob, error: Exception) -> None:
+    "Notify that `job` failed, with its error, once however many layers see the error go by."
+    if not getattr(error, "_regression_lab_alerted", False):
+        job.alerts_service.notify(f"{job.KIND} failed", f"{job.study_name}: {type(error).__name__}: {error}")
+        error._regression_lab_alerted = True
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #da1d16ea
 def run_tuning(self: TuningJob) -> TuningLocals:
     "The steps of `TuningJob.run`."
@@ -539,20 +642,19 @@ def run_tuning(self: TuningJob) -> TuningLocals:
     log = self.logger_service.logger()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     inputs, targets = self._read_data()
-    space = self.space()
-    direction = "maximize" if self.metric.greater_is_better else "minimize"
-    study = self._open_study(space, direction)
-    done, _, _ = count_configurations(study, self.max_attempts)
-    todo = max(0, self.n_trials - len(done))
-    log.info("study {!r} in {}: {} configurations done, {} to go", self.study_name, self.store.url, len(done), todo)
-    self.store.set_status(study, "running")
-    with self.mlflow_service.run_context(self.run_config) as run:
-        self._log_search(space, inputs, targets)
-        attempts = self._search(study, inputs, targets, run, todo, log)
-        best, finished = self._log_best(study)
-        log.info("{} attempts run; best {} = {:.4g} with {}", attempts, self.metric.name, best.value, best.params)
-    self.alerts_service.notify(f"{self.KIND} finished",
-                               f"{self.study_name}: best {self.metric.name}={best.value:.4g} after {len(finished)} trials")
+    space, direction = self.space(), "maximize" if self.metric.greater_is_better else "minimize"
+    with self.experiments() as experiments:
+        study = self._open_study(space, direction, experiments)
+        done, _, _ = count_configurations(study, self.max_attempts)
+        todo = max(0, self.n_trials - len(done))
+        log.info("study {!r} in {}: {} configurations done, {} to go", self.study_name, self.store.url, len(done), todo)
+        with _errors_kept(experiments, study), self.mlflow_service.run_context(self.run_config) as run:
+            self._log_search(space, inputs, targets)
+            attempts = self._search(study, inputs, targets, run, todo, log, experiments)
+            best, finished = self._log_best(study)
+            log.info("{} attempts run; best {} = {:.4g} with {}", attempts, self.metric.name, best.value, best.params)
+    self.alerts_service.notify(f"{self.KIND} finished", f"{self.study_name}: best {self.metric.name}={best.value:.4g} "
+                               f"with {best.params} after {len(finished)} trials")
     return TuningLocals(run_id=run.info.run_id, study=self.study_name, n_trials=len(finished),
                         best_params=best.params, best_value=best.value,
                         best_metrics=best.user_attrs.get("metrics", {}), metric=self.metric.name,
@@ -573,8 +675,8 @@ class TunedModel(Model):
 def resolve(self: TunedModel) -> Model:
     "The concrete model: the study's model with its best parameters."
     study = self.store.load(self.study)
-    search = study.user_attrs.get("search")
-    if search is None:
+    search = study.user_attrs.get("config") or study.user_attrs.get("search")  # `search`: studies made before the store
+    if not search or "model" not in search:
         raise ConfigError(f"study {self.study!r} was not made by a TuningJob")
     params, _ = self.store.best(self.study)
     return Model.model_validate({**search["model"], **params})

@@ -17,11 +17,11 @@ from pathlib import Path
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import ConfigError
+from ..core import ConfigError, load_yaml, read_text
 
 # %% auto #0
-__all__ = ['Name', 'StepName', 'Step', 'Pipeline', 'resolve_callable', 'step_config', 'interpolate', 'ValidationReport',
-           'PipelinePlan', 'analyse']
+__all__ = ['Name', 'StepName', 'ModuleName', 'LIBRARY_TASKS', 'Step', 'unlisted_calls', 'Pipeline', 'resolve_callable',
+           'step_config', 'interpolate', 'ValidationReport', 'PipelinePlan', 'analyse']
 
 # %% ../../nbs/10_pipelines_declaration.ipynb #f97ba100
 Name = T.Annotated[str, pdt.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -52,6 +52,8 @@ class Step(pdt.BaseModel, frozen=True, extra="forbid"):
             raise ValueError("give exactly one of `call: module:function` and `job: {KIND: ...}`")
         if self.call is not None and not _CALL.fullmatch(self.call):
             raise ValueError(f"call {self.call!r} must look like module:function, e.g. regression_lab.pipelines.tasks:split_table")
+        if self.call is not None and any(part.startswith("_") for part in self.call.partition(":")[2].split(".")):
+            raise ValueError(f"call {self.call!r} reaches a private attribute (a name starting with _)")
         if self.job is not None and self.params:
             raise ValueError("`params` are keyword arguments of a callable; a job's settings belong in its config")
         both = sorted(set(self.params) & set(self.inputs))
@@ -59,15 +61,33 @@ class Step(pdt.BaseModel, frozen=True, extra="forbid"):
             raise ValueError(f"{', '.join(both)}: given both in `params` and in `inputs`")
         return self
 
+# %% ../../nbs/10_pipelines_declaration.ipynb #3e2b886f
+ModuleName = T.Annotated[str, pdt.StringConstraints(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]
+LIBRARY_TASKS = "regression_lab.pipelines.tasks"  # the module every pipeline may call without listing it
+
+def unlisted_calls(pipeline: Pipeline) -> list[str]:
+    "A problem for each step whose `call:` names a module that is neither `LIBRARY_TASKS` nor under `imports:`."
+    allowed = {LIBRARY_TASKS, *pipeline.imports}
+    return [f"{step.name}: call {step.call!r} names module {step.call.partition(':')[0]!r}, which is not listed "
+            f"under `imports:`; list it there to allow it" for step in pipeline.steps
+            if step.call is not None and step.call.partition(":")[0] not in allowed]
+
 # %% ../../nbs/10_pipelines_declaration.ipynb #cfb55617
 class Pipeline(pdt.BaseModel, frozen=True, extra="forbid"):
     "Named steps that consume and produce named values, checked as a whole before anything runs."
     name: StepName = "pipeline"  # names its MLflow experiment and run; a file's name by default
     description: str | None = None
-    imports: list[str] = []  # modules to import first, so job configs can use kinds defined there
+    imports: list[ModuleName] = []  # modules to import first: the only ones (with the library's tasks) steps may call
     inputs: list[Name] = []  # values given when it runs
     outputs: list[Name] = []  # values the run must produce (none: every value a step produces)
     steps: list[Step] = pdt.Field(min_length=1)
+
+    @pdt.model_validator(mode="after")
+    def _calls_listed(self) -> T.Self:
+        problems = unlisted_calls(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 # %% ../../nbs/10_pipelines_declaration.ipynb #16cc7b83
 def _shape_problems(error: pdt.ValidationError, data: T.Any) -> list[str]:
@@ -100,15 +120,21 @@ def from_dict(cls: Pipeline,
 # %% ../../nbs/10_pipelines_declaration.ipynb #7184d283
 def _load(path: Path) -> T.Any:
     "What the file at `path` holds: read as JSON (fast) when it is JSON, else as YAML; a `ConfigError` when neither."
-    import yaml
-    text = path.read_text()
+    text = read_text(path, "pipeline")
     try:
-        return json.loads(text)  # JSON is YAML too, and a generated pipeline loads much faster as JSON
+        return json.loads(text, object_pairs_hook=_unique_keys)  # JSON is YAML too, and loads much faster
     except ValueError:
-        try:
-            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from error
+        return load_yaml(text, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable JSON file: nested too deeply") from None  # no tags, no alias bombs, no repeated keys (see the core chapter)
+
+def _unique_keys(pairs: list[tuple[str, T.Any]]) -> dict[str, T.Any]:
+    "A JSON object as a dict; a `ConfigError` when it repeats a key."
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ConfigError(f"key(s) {', '.join(map(repr, repeated))} given more than once in one mapping")
+    return dict(pairs)
 
 # %% ../../nbs/10_pipelines_declaration.ipynb #6aaa539c
 @patch(cls_method=True)
@@ -117,8 +143,6 @@ def from_yaml(cls: Pipeline,
               ) -> Pipeline:
     "Read the pipeline in the YAML file at `path`; named after the file unless it names itself."
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"pipeline file not found: {path}")
     data = _load(path)
     if not isinstance(data, dict):
         found = "nothing" if data is None else f"a {type(data).__name__}"
@@ -140,6 +164,8 @@ def resolve_callable(
             target = getattr(target, part)
         except AttributeError:
             raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from None
+        if inspect.ismodule(target):  # `tasks:os.system` would reach a module nobody listed
+            raise ConfigError(f"{spec}: {part!r} is a module; call a function of a listed module") from None
     if not callable(target):
         raise ConfigError(f"{spec} is a {type(target).__name__}, not a callable")
     return target
@@ -220,7 +246,9 @@ def interpolate(
         return dict(config)
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+    from regression_lab.configs import refuse_environment
     plain = {name: _plain(name, values[name]) for name in referenced if name in values}
+    refuse_environment({"job": dict(config), "inputs": plain})  # no ${oc.env:...}, in the file or in a value
     try:
         root = OmegaConf.create({"job": dict(config), "inputs": plain})
         return OmegaConf.to_container(root, resolve=True)["job"]

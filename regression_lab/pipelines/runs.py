@@ -22,14 +22,15 @@ from pathlib import Path
 
 import pydantic as pdt
 
-from ..core import ConfigError, InputError, describe_validation_error
+from ..core import ConfigError, InputError, describe_validation_error, mask_secrets
 from fastcore.basics import patch
 
 from .declaration import Pipeline, PipelinePlan, analyse, interpolate, step_config
 from ..services import LoggerService, MlflowService, absolute_uri
 
 # %% auto #0
-__all__ = ['StepStatus', 'Submit', 'StepSummary', 'PipelineError', 'PipelineResult', 'StepTimeout', 'Outcome', 'run_pipeline']
+__all__ = ['StepStatus', 'Submit', 'SCHEDULER_TIMEOUT', 'StepSummary', 'PipelineError', 'PipelineResult', 'StepTimeout',
+           'Outcome', 'run_pipeline']
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #d1d0a121
 StepStatus = T.Literal["ok", "failed", "timed-out", "skipped", "planned"]
@@ -263,6 +264,8 @@ def _threads(max_workers: int | None) -> T.Iterator[Submit]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #1f3a0e95
+SCHEDULER_TIMEOUT = "5s"  # how long to try to reach a Dask scheduler before the run is refused
+
 @contextlib.contextmanager
 def _dask(scheduler: T.Any) -> T.Iterator[Submit]:
     "Start steps on the Dask cluster at `scheduler`: its address, or a `distributed.Client`."
@@ -270,9 +273,12 @@ def _dask(scheduler: T.Any) -> T.Iterator[Submit]:
     if isinstance(scheduler, str):
         from distributed import Client
         try:
-            client = Client(scheduler, timeout="10s", set_as_default=False)
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as error:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from error
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} within {SCHEDULER_TIMEOUT}: "
+                              f"{' '.join(str(error).split())[:300]}") from None
+        except ValueError as error:  # not an address at all
+            raise ConfigError(f"scheduler {scheduler!r} is not an address, e.g. tcp://127.0.0.1:8786: {error}") from None
     try:
         yield lambda name, function, *arguments: client.submit(
             function, *arguments, key=f"{name}-{uuid.uuid4().hex[:12]}", pure=False)
@@ -463,11 +469,11 @@ def _run_metrics(result: PipelineResult) -> dict[str, float]:
 def _log_run(result: PipelineResult, pipeline: Pipeline, plan: PipelinePlan, inputs: dict) -> None:
     "Log the pipeline, its plan and every step's summary on the active (parent) run, in a few calls."
     import mlflow
-    mlflow.log_dict(pipeline.model_dump(mode="json", exclude_defaults=True), "pipeline/pipeline.json")
+    mlflow.log_dict(mask_secrets(pipeline.model_dump(mode="json", exclude_defaults=True)), "pipeline/pipeline.json")
     mlflow.log_dict(plan.report.model_dump(mode="json"), "pipeline/plan.json")
     mlflow.log_table(_step_table(result), "pipeline/steps.json")
     mlflow.log_metrics(_run_metrics(result))
-    params = {f"inputs.{name}": json.dumps(_jsonable(value))[:500] for name, value in inputs.items()}
+    params = {f"inputs.{name}": mask_secrets(json.dumps(_jsonable(value)))[:500] for name, value in inputs.items()}
     if params:
         mlflow.log_params(params)
 
@@ -506,6 +512,8 @@ def run_pipeline(
 ) -> PipelineResult:
     "Validate `pipeline` (a `ConfigError` lists every problem), then run each step as soon as its inputs are ready."
     inputs = dict(inputs or {})
+    if max_workers is not None and max_workers < 1:
+        raise ConfigError(f"max_workers={max_workers}: at least 1 thread is needed to run a step")
     plan = analyse(pipeline, inputs, outputs)
     plan.report.raise_for_problems()
     if dry_run:
@@ -515,9 +523,9 @@ def run_pipeline(
     logger_service = logger_service or LoggerService(level="INFO")
     values, started = dict(inputs), time.perf_counter()
     with contextlib.ExitStack() as stack:
+        submit = stack.enter_context(_executor(scheduler, max_workers))  # an unreachable cluster opens no run
         log = _start_logging(stack, logger_service, pipeline, plan)
         run = _open_run(stack, service, tracked, pipeline)
-        submit = stack.enter_context(_executor(scheduler, max_workers))
         outcomes = _schedule(plan, values, submit, _calls(plan, values, _job_steps(pipeline, plan, service, run)))
         result = _result(pipeline, plan, inputs, values, outcomes, time.perf_counter() - started, run, service)
         if run is not None:

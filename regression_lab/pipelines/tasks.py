@@ -11,7 +11,8 @@ import typing as T
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['export_dataset', 'split_table', 'wait_for_file', 'profile_table', 'compare_profiles', 'pick_best', 'write_report']
+__all__ = ['export_dataset', 'split_table', 'wait_for_file', 'profile_table', 'compare_profiles', 'pick_best', 'inside',
+           'write_report']
 
 # %% ../../nbs/10c_pipelines_tasks.ipynb #cef8979a
 def export_dataset(
@@ -131,6 +132,29 @@ def pick_best(
     best = choose(candidates, key=lambda name: candidates[name][metric])
     return {"best": best, "score": float(candidates[best][metric])}
 
+# %% ../../nbs/10c_pipelines_tasks.ipynb #76caec11
+def inside(folder: str | Path, # the folder a task writes in
+           name: str, # a file name, maybe with subfolders, from the pipeline file
+          ) -> Path:
+    "`folder/name`, or a `ConfigError` when `name` would leave `folder`."
+    from regression_lab.core import ConfigError
+    base = Path(folder).expanduser().resolve()
+    path = (base / name).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise ConfigError(f"file name {name!r} leaves its folder {folder}; give a name inside it")
+    return base / name
+
+def _write_text(path: Path, text: str) -> None:
+    "Write `text` to `path` atomically, with the user's umask, never through a link."
+    from regression_lab.data import _umask
+    if path.is_symlink():
+        from regression_lab.core import ConfigError
+        raise ConfigError(f"{path}: is a symbolic link; a task does not write through links")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.chmod(0o666 & ~_umask())
+    partial.replace(path)
+
 # %% ../../nbs/10c_pipelines_tasks.ipynb #b6452f8d
 def write_report(
     folder: str,  # where to write the report
@@ -138,7 +162,7 @@ def write_report(
     **sections: T.Any,  # what to write, by section name
 ) -> dict[str, str]:
     "Write `sections` to `folder/{name}.json` (values that JSON cannot hold as text): `{'report': path}`."
-    path = Path(folder).expanduser() / f"{name}.json"
+    path = inside(folder, f"{name}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sections, indent=2, default=str) + "\n")
+    _write_text(path, json.dumps(sections, indent=2, default=str) + "\n")
     return {"report": str(path)}

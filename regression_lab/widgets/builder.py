@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import html
+import re
 import threading
 import typing as T
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..core import ConfigError, describe_validation_error
 from ..data import DatasetReader
 from .job_form import JobForm, job_config
 from ..jobs import Job, Locals, TrainingJob
-from .forms import ModelForm, place_errors
+from .forms import ERROR_COLOR, HELP_COLOR, ModelForm, humane, place_errors
 from .run_panel import JobStopped, RunPanel  # noqa: F401 (JobStopped: what a stopped run raises)
 
 # %% auto #0
@@ -29,6 +30,15 @@ def _classed(widget: W.Widget, name: str) -> W.Widget:
     widget.add_class(name)
     return widget
 
+# %% ../../nbs/11c_widgets_builder.ipynb #c14c0001
+# the bar stays in view (`position: sticky`) inside JupyterLab's scrolling notebook; the output area around it must
+# not clip it, and its background is the theme's, so the form scrolls under it in light and dark themes alike
+_BAR_STYLE = ("<style>.rl-builder-bar {position: sticky; top: 0; z-index: 6; padding: 2px 0 4px;"
+              " background: var(--jp-layout-color1, #fff); border-bottom: 1px solid var(--jp-border-color2, #ddd)}"
+              " .jp-OutputArea-output:has(.rl-builder-bar), .jp-Cell-outputWrapper:has(.rl-builder-bar),"
+              " .jp-OutputArea-child:has(.rl-builder-bar), .jp-Cell-outputArea:has(.rl-builder-bar) {overflow: visible}"
+              " .rl-builder.widget-box {overflow: visible} .rl-help .widget-html-content {line-height: 1.25}</style>")  # ipywidgets boxes scroll (overflow: auto): not this one
+
 # %% ../../nbs/11c_widgets_builder.ipynb #63297903
 class JobBuilder(W.VBox):
     "A form for `job_class` generated from its fields: validated as you type, run in the background, saved as YAML."
@@ -38,7 +48,7 @@ class JobBuilder(W.VBox):
                  *, tracking_uri: str | None = None, # the MLflow store to record to, its model registry with it
                  experiment: str | None = None, # the MLflow experiment
                  yaml_path: str = "job.yaml"): # where Save writes and Load reads the YAML config
-        self.job_class, self._quiet, self._problems = job_class, 0, []
+        self.job_class, self._quiet, self._problems, self._auto_name = job_class, 0, [], None
         self.form = JobForm(job_class)
         self.messages = _classed(W.HTML(), "rl-messages")
         self.run_button = _classed(W.Button(description="Run", icon="play", button_style="primary"), "rl-run")
@@ -52,25 +62,41 @@ class JobBuilder(W.VBox):
         self.run_button.on_click(lambda _: self._click(self.run, self.panel.status))
         self.save_button.on_click(lambda _: self._click(self._save, self.yaml_status))
         self.load_button.on_click(lambda _: self._click(self._load, self.yaml_status))
-        title = W.HTML(f"<h3 style='margin:4px 0'>{job_class.__name__}</h3>"
-                       f"<div style='color:#555'>{html.escape((job_class.__doc__ or '').strip())}</div>")
-        yaml_row = W.HBox([self.yaml_path, self.save_button, self.load_button, self.yaml_status],
-                          layout=W.Layout(align_items="center", flex_flow="row wrap", margin="12px 0 0 0"))
-        body = W.GridBox([self.form.widget, W.VBox([self.messages, self.panel, yaml_row])], layout=W.Layout(
-            grid_template_columns="repeat(auto-fit, minmax(480px, 1fr))", grid_gap="8px 24px"))
-        super().__init__([title, body])
+        super().__init__(self._layout())
         self.add_class("rl-builder")
-        self._quiet += 1
-        try:
-            if job is not None:
-                self.form.set(job)
-            elif "data" in self.form.fields:
-                self.form.fields["data"].set((DatasetReader(drop=["target"]), DatasetReader(columns=["target"])))
-            self._tracking(tracking_uri, experiment)
-        finally:
-            self._quiet -= 1
-        self.form.observe(self._changed)
-        self._validate()
+        self._start(job, tracking_uri, experiment)
+
+# %% ../../nbs/11c_widgets_builder.ipynb #c14c0003
+@patch
+def _layout(self: JobBuilder) -> list[W.Widget]:
+    cls = self.job_class
+    title = W.HTML(f"<b style='font-size:1.15em'>{cls.__name__}</b> <span style='color:{HELP_COLOR}'>"
+                   f"{html.escape((cls.__doc__ or '').strip())}</span>")
+    bar = _classed(W.VBox([title, self.panel.controls, self.messages]), "rl-builder-bar")
+    self.panel.children = [child for child in self.panel.children if child is not self.panel.controls]
+    yaml_row = W.HBox([self.yaml_path, self.save_button, self.load_button, self.yaml_status],
+                      layout=W.Layout(align_items="center", flex_flow="row wrap", margin="12px 0 0 0"))
+    body = W.GridBox([self.form.widget, W.VBox([self.panel, yaml_row])], layout=W.Layout(
+        grid_template_columns="repeat(auto-fit, minmax(480px, 1fr))", grid_gap="8px 24px"))
+    return [W.HTML(_BAR_STYLE), bar, body]
+
+# %% ../../nbs/11c_widgets_builder.ipynb #c14c0005
+@patch
+def _start(self: JobBuilder, job: Job | None, tracking_uri: str | None, experiment: str | None) -> None:
+    self._quiet += 1
+    try:
+        if job is not None:
+            self.form.set(job)
+        elif "data" in self.form.fields:
+            self.form.fields["data"].set((DatasetReader(drop=["target"]), DatasetReader(columns=["target"])))
+        self._tracking(tracking_uri, experiment)
+    finally:
+        self._quiet -= 1
+    tracking = self.form.fields.get("mlflow_service")
+    if job is None and isinstance(tracking, ModelForm) and "registry_name" in tracking.fields:
+        self._auto_name = tracking.fields["registry_name"].control.value
+    self.form.observe(self._changed)
+    self._validate()
 
 # %% ../../nbs/11c_widgets_builder.ipynb #f3cd205e
 @patch
@@ -97,11 +123,11 @@ def _check(self: JobBuilder):
     config = self.form.read(problems)
     try:
         job = self.job_class.model_validate(config)
-    except pdt.ValidationError as error:  # less what the form already found at the same place
+    except pdt.ValidationError as error:  # less what the form already found at, inside or around the same place
         found = [location for location, _ in problems]
         for problem in error.errors():
             place = self.form.location(problem["loc"])
-            if not any(place[:len(location)] == location for location in found):
+            if not any(place[:len(found_at)] == found_at or found_at[:len(place)] == place for found_at in found):
                 problems.append((place, problem["msg"]))
         return None, list(dict.fromkeys(problems)), (None if found else error)
     return (None, problems, None) if problems else (job, [], None)
@@ -110,23 +136,42 @@ def _check(self: JobBuilder):
 @patch
 def _changed(self: JobBuilder) -> None:
     if not self._quiet:
+        self._follow_data()
         self._validate()
 
 @patch
 def _validate(self: JobBuilder) -> None:
-    _, problems, error = self._check()
+    _, problems, _ = self._check()
     self._problems = problems
     place_errors(self.form.walk(), problems)
-    lines = describe_validation_error(error).splitlines() if error is not None else self.problems
-    self.messages.value = ("" if not lines else "<ul style='color:#c62828;margin:4px 0'>"
-                           + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+    self.messages.value = ("" if not problems else f"<ul style='color:{ERROR_COLOR};margin:4px 0'>"
+                           + "".join(f"<li>{html.escape(line)}</li>" for line in self.problems) + "</ul>")
     self.run_button.disabled = bool(problems) or self.running
+    if problems:
+        self.panel.clear()
 
 # %% ../../nbs/11c_widgets_builder.ipynb #9ebca1fd
+def _lines(problems: list[tuple[tuple, str]]) -> list[str]:
+    "`(location, message)` problems as a user reads them: `data → path: Field required`."
+    return [f"{' → '.join(map(humane, location)) or 'the job'}: {message}" for location, message in problems]
+
 @patch(as_prop=True)
 def problems(self: JobBuilder) -> list[str]:
-    "What is wrong with the form, one `path: message` line each (empty when the job is valid)."
-    return [f"{'.'.join(map(str, location)) or '<root>'}: {message}" for location, message in self._problems]
+    "What is wrong with the form, one `place → in the form: message` line each (empty when the job is valid)."
+    return _lines(self._problems)
+
+# %% ../../nbs/11c_widgets_builder.ipynb #c14c0007
+@patch
+def _follow_data(self: JobBuilder) -> None:
+    "Name the registered model after the data file, while its name is the one the form chose."
+    data, tracking = self.form.fields.get("data"), self.form.fields.get("mlflow_service")
+    kind = getattr(getattr(data, "reader", None), "control", W.Text()).value
+    if self._auto_name is None or not kind or not isinstance(tracking, ModelForm):
+        return
+    path, name = data.reader.form(kind).fields.get("path"), tracking.fields["registry_name"].control
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(path.control.value).strip()).stem).strip("_.-") if path else ""
+    if stem and name.value == self._auto_name:
+        self._auto_name = name.value = stem
 
 # %% ../../nbs/11c_widgets_builder.ipynb #bd7ac38b
 @patch(as_prop=True)
@@ -162,12 +207,10 @@ def control(self: JobBuilder, path: str, # a field's dotted path: `model.alpha`,
 # %% ../../nbs/11c_widgets_builder.ipynb #acc1daa4
 @patch(as_prop=True)
 def value(self: JobBuilder) -> Job:
-    "The job the form describes, validated; `ConfigError` with pydantic's messages when it is not valid."
+    "The job the form describes, validated; `ConfigError` naming each problem as the form does when it is not valid."
     job, problems, error = self._check()
     if job is None:
-        text = describe_validation_error(error) if error is not None else "\n".join(
-            f"{'.'.join(map(str, location))}: {message}" for location, message in problems)
-        raise ConfigError(text) from error
+        raise ConfigError("\n".join(_lines(problems))) from error
     return job
 
 @patch(set_prop=True)
@@ -208,13 +251,24 @@ def stop(self: JobBuilder, grace: float = 1.0, # seconds to wait for a log line 
     "Stop the run (see `RunPanel.stop`)."
     self.panel.stop(grace)
 
+# %% ../../nbs/11c_widgets_builder.ipynb #c14c0009
+def _absolute(job: Job) -> Job:
+    "`job` with the relative file paths of its components (its readers) made absolute."
+    update = {}
+    for name in type(job).model_fields:
+        value = getattr(job, name)
+        path = getattr(value, "path", None) if isinstance(value, pdt.BaseModel) else None
+        if isinstance(path, (str, Path)) and "://" not in str(path) and not Path(path).expanduser().is_absolute():
+            update[name] = value.model_copy(update={"path": type(path)(Path(path).expanduser().resolve())})
+    return job.model_copy(update=update) if update else job
+
 # %% ../../nbs/11c_widgets_builder.ipynb #d140c36e
 @patch
 def to_yaml(self: JobBuilder, path: str | Path | None = None, # a file to write the YAML to; None: none
            ) -> str:
-    "The YAML config of the form's job (see `job_config`); written to `path` when given."
+    "The YAML config of the form's job (see `job_config`), data paths absolute; written to `path` when given."
     import yaml
-    text = yaml.safe_dump(job_config(self.value), sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(job_config(_absolute(self.value)), sort_keys=False, allow_unicode=True)
     if path is not None:
         Path(path).expanduser().write_text(text)
     return text

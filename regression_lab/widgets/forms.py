@@ -5,12 +5,15 @@
 # %% ../../nbs/11_widgets_forms.ipynb #cdfc7e3f
 from __future__ import annotations
 
+import functools
+import html
 import json
 import types
 import typing as T
 
 import ipywidgets as W
 import pydantic as pdt
+import traitlets
 from fastcore.basics import patch
 
 from ..core import Kinded
@@ -18,8 +21,8 @@ from ..data import BUNDLED_DATASETS, DatasetReader
 from ..services import MlflowService
 
 # %% auto #0
-__all__ = ['FIELD_CHOICES', 'ADVANCED_FIELDS', 'MISSING', 'Shape', 'field_shape', 'Field', 'ScalarField', 'make_field',
-           'ModelForm', 'KindField', 'KindListField', 'place_errors']
+__all__ = ['FIELD_CHOICES', 'ADVANCED_FIELDS', 'MISSING', 'ERROR_COLOR', 'HELP_COLOR', 'Shape', 'field_shape', 'Field', 'humane',
+           'field_help', 'ScalarField', 'make_field', 'ModelForm', 'KindField', 'KindListField', 'place_errors']
 
 # %% ../../nbs/11_widgets_forms.ipynb #f21f3e8c
 class Shape(T.NamedTuple):
@@ -92,6 +95,8 @@ def _lookup(table: dict, cls: type, name: str | None = None):
 
 # %% ../../nbs/11_widgets_forms.ipynb #77bd941f
 MISSING = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+ERROR_COLOR = "var(--jp-error-color1, #d32f2f)"  # JupyterLab's own colours follow its light or dark theme
+HELP_COLOR = "var(--jp-ui-font-color2, #616161)"
 
 def _css(path: tuple) -> str:
     return "rl-field-" + "-".join(map(str, path))
@@ -129,15 +134,39 @@ def walk(self: Field) -> T.Iterator[Field]:
 @patch
 def show_errors(self: Field, messages: list[str]) -> None:
     "Show `messages` beside the field (none clears it)."
-    import html
-    text = "; ".join(messages)
-    self.error.value = (f'<span style="color:#c62828">{html.escape(text)}</span>' if text else "")
+    text = "; ".join(dict.fromkeys(messages))
+    self.error.value = (f'<span style="color:{ERROR_COLOR}">{html.escape(text)}</span>' if text else "")
 
 # %% ../../nbs/11_widgets_forms.ipynb #adf43e47
 _STYLE = {"description_width": "150px"}
 
 def _label(choice) -> str:
     return "None" if choice is None else str(choice)
+
+def humane(name) -> str:
+    "A field's identifier as the form labels it: `max_leaf_nodes` → `max leaf nodes`."
+    return str(name).replace("_", " ")
+
+# %% ../../nbs/11_widgets_forms.ipynb #c14a0002
+class _NumberText(W.Text):
+    "A text box for a number: what the user typed, kept as typed; a number set from code becomes its text."
+    value = traitlets.CUnicode(help="the text in the box").tag(sync=True)
+
+# %% ../../nbs/11_widgets_forms.ipynb #c14a0005
+@functools.cache
+def field_help(cls: type) -> dict[str, str]:
+    "The help of each field of pydantic class `cls`: its `description`, else the comment after it in the source."
+    import inspect, re
+    helps = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass) if issubclass(klass, pdt.BaseModel) and klass is not pdt.BaseModel else ""
+        except (OSError, TypeError):  # defined in a notebook cell or a console: no source file
+            continue
+        for match in re.finditer(r"^[ \t]+(\w+)[ \t]*:[^#\n]*#[ \t]*(?!noqa|type:)(.+)$", source, re.M):
+            helps[match[1]] = match[2].strip()
+    helps.update({name: info.description for name, info in cls.model_fields.items() if info.description})
+    return {name: text for name, text in helps.items() if name in cls.model_fields}
 
 # %% ../../nbs/11_widgets_forms.ipynb #0a855fc8
 class ScalarField(Field):
@@ -147,27 +176,30 @@ class ScalarField(Field):
                  path: tuple,  # where the value sits in the job: `("model", "alpha")`
                  shape: Shape,  # what it edits, as `field_shape` says
                  default=MISSING,  # the model field's default; MISSING when the field is required
-                 tooltip: str = ""):  # shown on hover (the field's description); the field's name when empty
+                 tooltip: str = ""):  # the field's help, shown beside it and on hover; none when empty
         super().__init__(path)
         self.shape, self.required = shape, default is MISSING
-        name, kind = str(self.path[-1]), shape.kind
-        options = dict(description=name, tooltip=tooltip or name, style=_STYLE, layout=W.Layout(width="440px"))
-        if kind == "choice" or (kind == "bool" and shape.nullable):
+        label, kind = humane(self.path[-1]), shape.kind
+        options = dict(description=label, tooltip=tooltip or label, style=_STYLE, layout=W.Layout(width="440px"))
+        if kind == "choice" or (kind == "bool" and shape.nullable and default in (None, MISSING)):
             choices = list(shape.base) if kind == "choice" else [True, False]
             choices += [None] if shape.nullable and None not in choices else []
             self.control = W.Dropdown(options=[(_label(c), c) for c in choices], **options)
-        elif kind == "bool":
-            self.control = W.Checkbox(description=name, tooltip=tooltip or name, indent=False,
+        elif kind == "bool":  # lined up with the boxes: the label's width, then the box
+            self.control = W.Checkbox(description=label, tooltip=tooltip or label, indent=False,
                                       layout=W.Layout(width="440px", margin="2px 0 2px 154px"))
-        elif kind in ("int", "float") and not shape.nullable:
-            self.control = (W.IntText if kind == "int" else W.FloatText)(**options)
+        elif kind in ("int", "float"):
+            self.control = _NumberText(placeholder="None" if shape.nullable else "a number", **options)
         elif kind in ("dict", "yaml"):
             self.control = W.Textarea(rows=3, placeholder="key=value, one per line" if kind == "dict" else "YAML",
                                       **options)
         else:
             self.control = W.Text(placeholder="None" if shape.nullable else "", **options)
         self.control.add_class(_css(self.path))
-        self.widget = W.HBox([self.control, self.error], layout=W.Layout(align_items="center"))
+        self.help = W.HTML(f'<span style="color:{HELP_COLOR};font-size:smaller">{html.escape(tooltip)}</span>',
+                           layout=W.Layout(margin="0 0 0 8px", max_width="320px"))
+        self.help.add_class("rl-help")
+        self.widget = W.HBox([self.control, self.error, self.help], layout=W.Layout(align_items="center"))
         self.set(None if default is MISSING else default)
         self.default_raw = self.control.value
 
@@ -177,8 +209,6 @@ def set(self: ScalarField, value) -> None:
     kind = self.shape.kind
     if isinstance(self.control, (W.Dropdown, W.Checkbox)):
         self.control.value = value if not isinstance(self.control, W.Checkbox) else bool(value)
-    elif isinstance(self.control, (W.IntText, W.FloatText)):
-        self.control.value = 0 if value is None else value
     elif value is None:
         self.control.value = ""
     elif kind == "list":
@@ -197,7 +227,7 @@ def set(self: ScalarField, value) -> None:
 @patch
 def read(self: ScalarField, problems: list):
     value, kind = self.control.value, self.shape.kind
-    if isinstance(self.control, (W.Dropdown, W.Checkbox, W.IntText, W.FloatText)):
+    if isinstance(self.control, (W.Dropdown, W.Checkbox)):
         return value
     if kind == "str" and not self.shape.nullable and value:
         return value
@@ -205,7 +235,7 @@ def read(self: ScalarField, problems: list):
     if not text:
         if self.required:
             return MISSING
-        return None if self.shape.nullable else {"list": [], "dict": {}, "str": ""}.get(kind, MISSING)
+        return None if self.shape.nullable else {"list": [], "dict": {}, "str": ""}.get(kind, text)
     if kind == "list":
         return [part.strip() for part in text.split(",") if part.strip()]
     if kind == "dict":
@@ -261,7 +291,7 @@ def observe(self: ScalarField, callback):
 
 # %% ../../nbs/11_widgets_forms.ipynb #de6014f3
 def make_field(
-    owner: type,  # the model class the field belongs to (for `FIELD_CHOICES`)
+    owner: type,  # the model class the field belongs to (for `FIELD_CHOICES` and the field's help)
     name: str,  # the field's name in `owner`
     info,  # the field's pydantic `FieldInfo`: type, default, description
     path: tuple,  # where the field sits in the job
@@ -280,7 +310,7 @@ def make_field(
         return KindListField(shape.base, path, value)
     if shape.kind == "model":
         return ModelForm(shape.base, path, value)
-    field = ScalarField(path, shape, default, tooltip=info.description or "")
+    field = ScalarField(path, shape, default, tooltip=field_help(owner).get(name, ""))
     if value is not default:
         field.set(value)
     return field
@@ -302,12 +332,10 @@ class ModelForm(Field):
         if value is not MISSING and value is not None:
             self.set(value)
         advanced = _lookup(ADVANCED_FIELDS, model_class) or set()
-        main = [field.widget for name, field in self.fields.items() if name not in advanced]
-        more = [field.widget for name, field in self.fields.items() if name in advanced]
-        if more:
-            folded = W.Accordion([W.VBox(more)], titles=("more",), selected_index=None)
-            main.append(folded)
-        self.widget = W.VBox([self.error, *main])
+        self.main = [field.widget for name, field in self.fields.items() if name not in advanced]
+        self.more = [field.widget for name, field in self.fields.items() if name in advanced]
+        folded = [W.Accordion([W.VBox(self.more)], titles=("more",), selected_index=None)] if self.more else []
+        self.widget = W.VBox([self.error, *self.main, *folded])
 
 # %% ../../nbs/11_widgets_forms.ipynb #cf4774a0
 @patch(as_prop=True)
@@ -372,10 +400,10 @@ class KindField(Field):
         super().__init__(path)
         self.family, self.skip, self.forms, self.nullable = family, tuple(skip), {}, nullable
         choices = [(kind, kind) for kind in family.kinds] + ([("None", None)] if nullable else [])
-        self.control = W.Dropdown(options=choices, value=None, description=str(self.path[-1]), style=_STYLE,
+        self.control = W.Dropdown(options=choices, value=None, description=humane(self.path[-1]), style=_STYLE,
                                   layout=W.Layout(width="440px"))
         self.control.add_class(_css(self.path))
-        self.body = W.VBox(layout=W.Layout(margin="0 0 0 24px", border_left="2px solid #e0e0e0",
+        self.body = W.VBox(layout=W.Layout(margin="0 0 0 24px", border_left="2px solid var(--jp-border-color2, #e0e0e0)",
                                            padding="0 0 0 6px"))
         self.widget = W.VBox([W.HBox([self.control, self.error], layout=W.Layout(align_items="center")),
                               self.body])
@@ -450,7 +478,7 @@ class KindListField(Field):
         for kind, box in self.boxes.items():
             box.add_class(f"rl-option-{kind}")
             box.observe(lambda change, kind=kind: self._tick(kind, change["new"]), names="value")
-        label = W.Label(str(self.path[-1]), layout=W.Layout(width="150px"))
+        label = W.Label(humane(self.path[-1]), layout=W.Layout(width="150px"))
         row = W.HBox(list(self.boxes.values()), layout=W.Layout(flex_flow="row wrap"))
         row.add_class(_css(self.path))
         self.widget = W.HBox([label, row, self.error], layout=W.Layout(align_items="center"))

@@ -50,10 +50,10 @@ class DataField(Field):
         self.info = W.HTML()
         self.info.add_class("rl-data-info")
         self.widget = W.VBox([self.reader.widget, self.target.widget, self.ignore.widget, self.info, self.error])
-        self._callbacks, self._sampled, self._quiet = [], None, False
+        self._callbacks, self._sampled, self._quiet, self.chosen = [], None, False, (None, ())
         self.reader.observe(self._reader_changed)
         for control in (self.target.control, self.ignore.control):
-            control.observe(lambda change: self._notify(), names="value")
+            control.observe(lambda change: self._chose(), names="value")
 
 # %% ../../nbs/11a_widgets_job_form.ipynb #7af68145
 @patch
@@ -83,21 +83,32 @@ def _notify(self: DataField) -> None:
 
 # %% ../../nbs/11a_widgets_job_form.ipynb #af1faf0e
 @patch
-def _offer(self: DataField, target, ignored) -> None:
-    "Offer the sampled columns; keep `target` and `ignored` where they still exist."
+def _offer(self: DataField, target, ignored, pick: bool = True) -> None:
+    "Offer the sampled columns; keep `target` and `ignored` where they still exist; `pick` a numeric target if not."
     columns = [*self.columns]
-    if target is None or target not in columns:
-        target = "target" if "target" in columns else (columns[-1] if columns else None)
+    if pick and target not in columns:
+        target = next((c for c in ("target", *columns[-1:]) if c in self.numeric), None)
     quiet, self._quiet = self._quiet, True
     try:
         self.target.control.options = columns
-        self.target.control.value = target
+        self.target.control.value = target if target in columns else None
         self.ignore.control.options = [c for c in columns if c != target]
         self.ignore.control.value = tuple(c for c in ignored if c in columns and c != target)
     finally:
         self._quiet = quiet
     shown = ", ".join(columns[:12]) + (", …" if len(columns) > 12 else "")
     self.info.value = (f"<small>{len(columns)} columns: {html.escape(shown)}</small>" if columns else "")
+
+# %% ../../nbs/11a_widgets_job_form.ipynb #c14a1003
+@patch
+def _chose(self: DataField) -> None:
+    "The user chose a target or columns to ignore: remember both, offer the other columns to ignore, tell the form."
+    if self._quiet:
+        return
+    target = self.target.control.value
+    self.chosen = (target, tuple(c for c in self.ignore.control.value if c != target))
+    self._offer(*self.chosen, pick=False)
+    self._notify()
 
 # %% ../../nbs/11a_widgets_job_form.ipynb #70bf4186
 @patch
@@ -126,7 +137,7 @@ def sample(self: DataField,
             self.columns = [str(column) for column in frame.columns]
             self.numeric = {str(c) for c in frame.columns
                             if is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])}
-    self._offer(self.target.control.value, self.ignore.control.value)
+    self._offer(*self.chosen)
 
 # %% ../../nbs/11a_widgets_job_form.ipynb #d61903df
 @patch
@@ -174,6 +185,7 @@ def set(self: DataField, value) -> None:
     self.sample(force=True)
     target, ignored = columns[0], [column for column in drop if column != columns[0]]
     self.columns = [*self.columns, *(c for c in (target, *ignored) if c not in self.columns)]
+    self.chosen = (target, tuple(ignored))
     self._offer(target, ignored)
 
 # %% ../../nbs/11a_widgets_job_form.ipynb #4fcfb10b
@@ -195,7 +207,7 @@ def _has_table(job_class: type) -> bool:
 TITLES = {"data": "Data", "run_config": "Run", "mlflow_service": "Tracking (MLflow)"}
 
 def _section(title: str, name: str, widgets: list) -> W.VBox:
-    head = W.HTML(f'<div style="font-weight:600;margin:10px 0 2px;border-bottom:1px solid #ddd">'
+    head = W.HTML(f'<div style="font-weight:600;margin:10px 0 2px;border-bottom:1px solid var(--jp-border-color2, #ddd)">'
                   f'{html.escape(title)}</div>')
     box = W.VBox([head, *widgets])
     box.add_class(f"rl-section-{name}")
@@ -221,7 +233,9 @@ def _sections(self: JobForm) -> list[W.Widget]:
         if isinstance(field, DataField):
             first.append(_section(title, name, [field.widget]))
         elif isinstance(field, ModelForm) and issubclass(field.model_class, MlflowService):
+            field.widget = W.VBox([field.error, *field.main])  # its own "more" joins the one fold of the job
             tracking.append(_section(title, name, [field.widget]))
+            folded += [_section(f"{title}: more", f"{name}-more", field.more)] if field.more else []
         elif isinstance(field, ModelForm) and issubclass(field.model_class, Service):
             folded.append(_section(title, name, [field.widget]))
         elif isinstance(field, ModelForm):

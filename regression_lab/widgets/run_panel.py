@@ -20,7 +20,7 @@ from ..jobs import Job, Locals, TuningJob
 from ..services import LoggerService, sqlite_path, ui_command
 
 # %% auto #0
-__all__ = ['JobStopped', 'RunPanel']
+__all__ = ['COLORS', 'JobStopped', 'RunPanel']
 
 # %% ../../nbs/11b_widgets_run_panel.ipynb #7d4a331e
 class JobStopped(KeyboardInterrupt):
@@ -39,6 +39,9 @@ _LOG_FORMAT = "{time:HH:mm:ss} | {level: <7} | {message}"
 # %% ../../nbs/11b_widgets_run_panel.ipynb #edc29b7a
 _STEP = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)", re.DOTALL)
 _MAX_LOG_OUTPUTS = 400
+# JupyterLab's theme colours (light or dark), with fallbacks where its CSS is absent (Voilà, the docs site)
+COLORS = {"text": "var(--jp-ui-font-color1, #333)", "finished": "var(--jp-success-color1, #2e7d32)",
+          "stopped": "var(--jp-warn-color1, #e65100)", "failed": "var(--jp-error-color1, #c62828)"}
 # the log area scrolls as one column laid out from the bottom, so the newest line shows: its output area must
 # keep its height (JupyterLab's own CSS lets it shrink and scroll itself)
 _LOG_STYLE = "<style>.rl-log > .jp-OutputArea {flex-shrink: 0; overflow: visible}</style>"
@@ -87,24 +90,26 @@ class RunPanel(W.VBox):
     "A job run in a background thread, watched: Stop, a progress bar, the log, and the results when it ends."
 
     def __init__(self, buttons: T.Sequence[W.Widget] = (), # put first in its row, before Stop (the builder's Run)
+                 log_level: str = "INFO", # the least level of the job's log shown (more if the job's logger says so)
                 ):
         self.result, self.error, self.figures, self.ui_command, self.log_lines = None, None, {}, None, []
+        self.log_level = log_level
         self.on_end: list[T.Callable[[], None]] = []
-        self.stop_button = _classed(W.Button(description="Stop", icon="stop", button_style="danger", disabled=True),
+        self.stop_button = _classed(W.Button(description="Stop", icon="stop", disabled=True),
                                     "rl-stop")
         self.progress = _classed(W.IntProgress(value=0, max=1, layout=W.Layout(width="160px")), "rl-progress")
         self.status = _classed(W.HTML(), "rl-status")
         self.log_output = _classed(W.Output(layout=W.Layout(  # column-reverse: scrolled to the newest line
-            max_height="220px", overflow="auto", border="1px solid #e0e0e0", display="flex",
+            max_height="220px", overflow="auto", border="1px solid var(--jp-border-color2, #e0e0e0)", display="flex",
             flex_flow="column-reverse")), "rl-log")
         self.results = _classed(W.VBox(), "rl-results")
         self.stop_button.on_click(lambda _: self.stop())
         self._thread, self._worker, self._phase, self._done = None, None, threading.Lock(), threading.Event()
         self._stop, self._in_run, self._raised, self._steps = threading.Event(), False, False, set()
         self._done.set()
-        row = W.HBox([*buttons, self.stop_button, self.progress, self.status],
-                     layout=W.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([W.HTML(_LOG_STYLE), row, self.log_output, self.results])
+        self.controls = _classed(W.HBox([*buttons, self.stop_button, self.progress, self.status],  # the builder moves
+                                        layout=W.Layout(align_items="center", flex_flow="row wrap")), "rl-controls")
+        super().__init__([W.HTML(_LOG_STYLE), self.controls, self.log_output, self.results])
         self.add_class("rl-run-panel")
 
 # %% ../../nbs/11b_widgets_run_panel.ipynb #c85dc1a7
@@ -113,9 +118,15 @@ def running(self: RunPanel) -> bool:
     "True while a run is under way."
     return not self._done.is_set()
 
+# %% ../../nbs/11b_widgets_run_panel.ipynb #c14b0002
+@patch
+def _stop_ready(self: RunPanel, on: bool) -> None:
+    "Enable Stop (red) or disable it (plain grey)."
+    self.stop_button.disabled, self.stop_button.button_style = not on, "danger" if on else ""
+
 # %% ../../nbs/11b_widgets_run_panel.ipynb #2c6d052f
 @patch
-def _say(self: RunPanel, text: str, color: str = "#333") -> None:
+def _say(self: RunPanel, text: str, color: str = COLORS["text"]) -> None:
     self.status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
 
 # %% ../../nbs/11b_widgets_run_panel.ipynb #17763494
@@ -131,7 +142,8 @@ def _write_log(self: RunPanel, message) -> None:
         return
     text, exception = str(message), message.record["exception"]
     if exception is not None and exception.type is not None and issubclass(exception.type, JobStopped):
-        text = text.split("\n", 1)[0] + "\n"  # a stop is not a bug: no traceback
+        record = message.record  # a stop is what the user asked for, not a failure: said as such, no traceback
+        text = f"{record['time']:%H:%M:%S} | STOPPED | {str(exception.value) or 'stopped by the user'}\n"
     self.log_lines.append(text)
     outputs = (*self.log_output.outputs, {"output_type": "stream", "name": "stdout", "text": text})
     self.log_output.outputs = outputs[-_MAX_LOG_OUTPUTS:]
@@ -139,9 +151,12 @@ def _write_log(self: RunPanel, message) -> None:
 # %% ../../nbs/11b_widgets_run_panel.ipynb #7985763c
 @patch
 def _runnable(self: RunPanel, job: Job) -> Job:
-    "`job` with its log going to the log area, and its own progress bar off."
+    "`job` with its log going to the log area (at `log_level` at least), and its own progress bar off."
+    from loguru import logger
+    level = job.logger_service.level
+    level = level if logger.level(str(level)).no >= logger.level(self.log_level).no else self.log_level
     service = _OutputLogger(**{**job.logger_service.model_dump(include=set(LoggerService.model_fields)),
-                               "sink": "<JobBuilder log>", "colorize": False, "format": _LOG_FORMAT})
+                               "sink": "<JobBuilder log>", "colorize": False, "format": _LOG_FORMAT, "level": level})
     service._write = self._write_log
     update = {"logger_service": service}
     if isinstance(getattr(job, "progress", None), bool):
@@ -232,6 +247,24 @@ def _show_results(self: RunPanel, job: Job, result: Locals) -> None:
         parts.append(_classed(W.HTML(f"Open it in the MLflow UI: <code>{html.escape(command)}</code>"), "rl-ui"))
     self.results.children = parts
 
+# %% ../../nbs/11b_widgets_run_panel.ipynb #c14b0010
+@patch
+def _run_job(self: RunPanel, job: Job) -> Locals:
+    "Run `job` (with the panel's logger) in its context; a stop asked before `run()` began stops it there."
+    runnable = self._runnable(job)
+    with runnable:
+        with self._phase:
+            self._in_run = True
+            stop_now = self._stop.is_set() and not self._raised
+            self._raised = self._raised or stop_now
+        try:
+            if stop_now:
+                raise JobStopped("stopped before the job began")
+            return runnable.run()
+        finally:
+            with self._phase:
+                self._in_run = False
+
 # %% ../../nbs/11b_widgets_run_panel.ipynb #ed9433f8
 @patch
 def _work(self: RunPanel, job: Job) -> None:
@@ -244,25 +277,13 @@ def _work(self: RunPanel, job: Job) -> None:
     if isinstance(job, TuningJob):
         threading.Thread(target=self._watch_trials, args=(job,), daemon=True).start()
     try:
-        runnable = self._runnable(job)
-        with runnable:
-            with self._phase:
-                self._in_run = True
-                stop_now = self._stop.is_set() and not self._raised
-                self._raised = self._raised or stop_now
-            try:
-                if stop_now:
-                    raise JobStopped("stopped before the job began")
-                result = runnable.run()
-            finally:
-                with self._phase:
-                    self._in_run = False
+        result = self._run_job(job)
     except JobStopped as stopped:
         self.error = stopped if stopped.args else JobStopped("stopped by the user")
-        self._finish("stopped", "#e65100", "warning")
+        self._finish("stopped", COLORS["stopped"], "warning")
     except BaseException as error:
         self.error = error
-        self._finish(f"failed: {type(error).__name__}: {' '.join(str(error).split())}"[:600], "#c62828", "danger")
+        self._finish(f"failed: {type(error).__name__}: {' '.join(str(error).split())}"[:600], COLORS["failed"], "danger")
     else:
         self.result = result
         try:
@@ -270,11 +291,11 @@ def _work(self: RunPanel, job: Job) -> None:
         except Exception as error:  # the run is done and recorded; only the panel is short
             self.results.children = (W.HTML(f"results not shown: {html.escape(str(error))}"),)
         self.progress.value = self.progress.max
-        self._finish("finished", "#2e7d32", "success")
+        self._finish("finished", COLORS["finished"], "success")
     finally:
         logger.remove(control)
         undo_displays()
-        self.stop_button.disabled = True
+        self._stop_ready(False)
         self._done.set()
         for callback in self.on_end:
             callback()
@@ -291,7 +312,7 @@ def run(self: RunPanel, job: Job, # the job to run, inside its context manager (
     self._stop, self._done, self._in_run, self._raised = threading.Event(), threading.Event(), False, False
     self.log_output.outputs, self.results.children = (), ()
     self.progress.value, self.progress.max, self.progress.bar_style = 0, 1, ""
-    self.stop_button.disabled = False
+    self._stop_ready(True)
     self._say("starting…")
     _import_ahead(job)
     self._say("running…")
@@ -312,6 +333,14 @@ def wait(self: RunPanel, timeout: float | None = None, # seconds to wait at most
         raise self.error
     return self.result
 
+# %% ../../nbs/11b_widgets_run_panel.ipynb #c14b0005
+@patch
+def clear(self: RunPanel) -> None:
+    "Take the last run's status, bar and results off the panel; not while a run is under way."
+    if not self.running:
+        self.results.children, self.status.value = (), ""
+        self.progress.value, self.progress.bar_style = 0, ""
+
 # %% ../../nbs/11b_widgets_run_panel.ipynb #9ec728ca
 @patch
 def _interrupt(self: RunPanel, thread: threading.Thread) -> None:
@@ -329,7 +358,7 @@ def stop(self: RunPanel, grace: float = 1.0, # seconds to wait for a log line be
     if not self.running:
         return
     self._stop.set()
-    self.stop_button.disabled = True
+    self._stop_ready(False)
     self._say("stopping…")
     timer = threading.Timer(grace, self._interrupt, args=(self._thread,))
     timer.daemon = True

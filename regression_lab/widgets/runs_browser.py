@@ -64,30 +64,38 @@ def compare_runs(frame: pd.DataFrame, # runs as `runs_frame` reads them
     import pandas as pd
     rows = frame.set_index("run_id").loc[[first, second]]
     names = [c for c in rows.columns if c.startswith(("metrics.", "params.")) and rows[c].notna().any()]
-    labels = [f"{rows.loc[run, 'name']} ({run[:8]})" for run in (first, second)]
+    names_of = dict(zip(frame["run_id"], frame["name"]))  # (a run compared with itself is in `rows` twice)
+    labels = [f"{names_of[run]} ({run[:8]})" for run in (first, second)]
     table = rows[names].T.set_axis(labels, axis=1)
     same = [a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(table.iloc[:, 0], table.iloc[:, 1])]
     return table.assign(same=same)
 
 # %% ../../nbs/11d_widgets_runs_browser.ipynb #3ffc2ab4
+_WIDE = 40  # characters of a cell shown; the rest (an autologged pipeline's repr) on hover
+
 def _cell(value) -> str:
     import pandas as pd
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    if len(text) <= _WIDE:
+        return html.escape(text)
+    return f"<span title='{html.escape(text, quote=True)}'>{html.escape(text[:_WIDE - 1])}…</span>"
 
 # %% ../../nbs/11d_widgets_runs_browser.ipynb #27500606
+_SHADE = "rgba(255, 152, 0, 0.22)"  # an orange tint over the theme's own background: readable in light and dark
+
 def _html_table(frame: pd.DataFrame, highlight: T.Sequence[bool] | None = None, index: bool = False) -> str:
     "`frame` as a compact HTML table; rows where `highlight` is True are shaded."
     head = ([""] if index else []) + [html.escape(str(c)) for c in frame.columns]
     lines = []
     for position, (label, row) in enumerate(frame.iterrows()):
-        shade = " style='background:#fff3e0'" if highlight is not None and highlight[position] else ""
+        shade = f" style='background:{_SHADE}'" if highlight is not None and highlight[position] else ""
         cells = ([f"<th style='text-align:left'>{html.escape(str(label))}</th>"] if index else []) + [
-            f"<td>{_cell(value)}</td>" for value in row]
+            f"<td style='white-space:nowrap;padding-right:10px'>{_cell(value)}</td>" for value in row]
         lines.append(f"<tr{shade}>{''.join(cells)}</tr>")
     header = "".join(f"<th style='text-align:left;padding-right:10px'>{name}</th>" for name in head)
-    return (f"<div style='overflow-x:auto'><table style='font-size:12px;line-height:1.4;border-collapse:collapse'>"
+    return (f"<div style='overflow-x:auto'><table style='font-size:12px;line-height:1.4;border-collapse:collapse;color:inherit'>"
             f"<thead><tr>{header}</tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
 
 # %% ../../nbs/11d_widgets_runs_browser.ipynb #15fb6282
@@ -106,7 +114,7 @@ class RunsBrowser(W.VBox):
         self.sort = _classed(W.Dropdown(description="sort by", options=["started"], value="started"), "rl-sort")
         self.ascending = _classed(W.ToggleButton(description="ascending", icon="sort-amount-asc"), "rl-ascending")
         self.nested = _classed(W.Checkbox(description="nested runs (trials)", indent=False), "rl-nested")
-        self.columns = _classed(W.Text(description="columns", placeholder="a regular expression, e.g. rmse|model"),
+        self.columns = _classed(W.Text(description="columns", placeholder="a pattern, e.g. rmse|model; empty: the usual few"),
                                 "rl-columns")
         self.refresh_button = _classed(W.Button(description="Refresh", icon="refresh"), "rl-refresh")
         self.table = _classed(W.HTML(), "rl-runs-table")
@@ -135,7 +143,9 @@ def refresh(self: RunsBrowser) -> None:
     "Read the runs again from the store."
     self.frame = runs_frame(self.tracking_uri, self.experiment, self.max_results, nested=self.nested.value)
     columns = [c for c in self.frame.columns if c != "run_id"]
+    sort = self.sort.value  # newest first unless the user sorted by another column that still exists
     self.sort.options = columns or ["started"]
+    self.sort.value = sort if sort in self.sort.options else self.sort.options[0]
     runs = [(f"{name} · {run[:8]}", run) for run, name in zip(self.frame["run_id"], self.frame["name"])]
     keep = self.first.value, self.second.value
     self.first.options, self.second.options = runs, runs
@@ -161,13 +171,25 @@ def shown(self: RunsBrowser) -> pd.DataFrame:
 # %% ../../nbs/11d_widgets_runs_browser.ipynb #306cdb47
 @patch
 def _picked(self: RunsBrowser, names) -> list[str]:
-    "`names` that match the columns pattern (all when it is empty or not a valid pattern), besides the run's own."
+    "`names` that match the columns pattern (the usual few when it is empty, all when not valid), and the run's own."
     import re
+    text = self.columns.value.strip()
+    if not text:
+        return [name for name in names if not name.startswith(("metrics.", "params.")) or self._usual(name)]
     try:
-        pattern = re.compile(self.columns.value.strip())
+        pattern = re.compile(text)
     except re.error:
         pattern = re.compile("")
     return [name for name in names if not name.startswith(("metrics.", "params.")) or pattern.search(name)]
+
+# %% ../../nbs/11d_widgets_runs_browser.ipynb #c14d0001
+@patch
+def _usual(self: RunsBrowser, name: str) -> bool:
+    "True for a column shown by default: a metric of the model (not of its training set, nor of the machine), a short top-level parameter."
+    if name.startswith("metrics."):
+        return not name.startswith(("metrics.training_", "metrics.system/"))  # autologging\x27s, the machine\x27s
+    values = self.frame[name].dropna().astype(str) if name in self.frame.columns else []
+    return "__" not in name and all(len(value) <= _WIDE for value in values)
 
 # %% ../../nbs/11d_widgets_runs_browser.ipynb #f1557bc3
 @patch
