@@ -10,7 +10,7 @@ import typing as T
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import Kind, in_notebook
+from ..core import Kind, in_notebook, mask_secrets
 from ..data import Reader, log_lineage, validate_training_data
 from .base import Job, Locals, autolog_paused
 from ..metrics import Metric, default_metrics
@@ -112,7 +112,7 @@ def _track(self: TrainingJob, inputs, targets) -> None:
     "Step 2: tag the run with the job and its config, log the lineage of both tables and the settings."
     import mlflow
     mlflow.set_tag("regression_lab.job", self.KIND)
-    mlflow.log_dict(self.model_dump(mode="json"), "job.json")
+    mlflow.log_dict(mask_secrets(self.model_dump(mode="json")), "job.json")  # no password leaves the process
     log_lineage(self.inputs.lineage(inputs, name="inputs"), context="inputs")
     log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="targets")
     self.logger_service.logger().info("[2/11] logged the lineage of inputs and targets")
