@@ -163,8 +163,8 @@ def test_build_and_run_a_training_job_in_the_browser(voila, page):
     trees.fill("0")
     trees.press("Enter")
     page.wait_for_selector(".rl-messages li", timeout=10_000)
-    assert "model → n estimators: Input should be greater than 0" in page.inner_text(".rl-messages")
-    assert page.inner_text(".rl-field-model-n_estimators ~ .rl-error") == "Input should be greater than 0"
+    assert "model → n estimators: Input should be greater than or equal to 1" in page.inner_text(".rl-messages")
+    assert page.inner_text(".rl-field-model-n_estimators ~ .rl-error") == "Input should be greater than or equal to 1"
     assert page.is_disabled("button.rl-run")
     trees.fill("40")
     trees.press("Enter")
