@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import threading
 import sys
 import traceback
 import typing as T
@@ -130,7 +131,8 @@ def _interrupt(signum, frame):
 def compare_command(args: argparse.Namespace, # parsed by a parser that `add_compare_commands` extended
                    ) -> int:
     "Run `regression-lab compare` for the parsed `args`; the exit code: 0 done, 1 failed, 2 bad input, 130 interrupted."
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    on_main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
     try:
         job = compare_job(args)
         with job:
@@ -142,7 +144,8 @@ def compare_command(args: argparse.Namespace, # parsed by a parser that `add_com
     except Exception as error:
         return _fail(args, 1, f"compare failed: {type(error).__name__}: {error}")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps({"job": job.KIND, **result.summary()}, default=str))
     else:
