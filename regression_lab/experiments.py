@@ -759,14 +759,15 @@ def plot_history(history: pd.DataFrame,  # an experiment's history (`ExperimentS
                  maximize: bool = False,  # whether higher scores are better
                  title: str = "Optimisation history",
                 ):
-    "Each finished job's score, in the order they ended, and the best so far; the matplotlib figure."
+    "Each finished trial's score by trial number, and the best so far; the matplotlib figure."
     import matplotlib.pyplot as plt
-    done = history[history["state"] == "COMPLETE"].sort_values("ended")
+    done = history[history["state"] == "COMPLETE"].sort_values("trial")
     best = done["value"].cummax() if maximize else done["value"].cummin()
     figure, axes = plt.subplots(figsize=(6, 3.2))
-    axes.scatter(range(len(done)), done["value"], s=14, label="job score")
-    axes.step(range(len(done)), best, where="post", color="tab:red", label="best so far")
-    axes.set(xlabel="finished jobs", ylabel="score", title=title)
+    axes.scatter(done["trial"], done["value"], s=14, label="trial score")
+    axes.step(done["trial"], best, where="post", color="tab:red", label="best so far")
+    axes.set(xlabel="trial", ylabel="score", title=title)
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend()
     plt.close(figure)
     return figure
