@@ -21,7 +21,7 @@ if T.TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['BUNDLED_DATASETS', 'FILE_KINDS', 'Reader', 'BundledDataset', 'DatasetReader', 'CsvReader', 'ParquetReader',
-           'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter', 'file_kind', 'validate_training_data']
+           'table_schema', 'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter', 'file_kind', 'validate_training_data']
 
 # %% ../nbs/02_data.ipynb #41a9a237
 @family
@@ -109,7 +109,10 @@ def _existing_file(path: str) -> Path:
     return resolved
 
 # %% ../nbs/02_data.ipynb #52292a45
-def _refuse_duplicated_header(path: Path, sep: str) -> None:
+def _refuse_duplicated_header(path: Path, # the file to read
+                              sep: str, # its separator
+                              shown: str, # the file as the user named it, for messages
+                             ) -> None:
     "Raise a `DataError` naming the column names that the header of the CSV file at `path` repeats."
     import csv
     if len(sep) != 1:
@@ -118,10 +121,10 @@ def _refuse_duplicated_header(path: Path, sep: str) -> None:
         try:
             header = next(csv.reader(handle, delimiter=sep), [])
         except csv.Error as error:
-            raise DataError(f"{path}: cannot be read as CSV: {error}") from None
+            raise DataError(f"{shown}: cannot be read as CSV: {error}") from None
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
-        raise DataError(f"{path}: duplicated column name(s) {', '.join(map(repr, repeated))}")
+        raise DataError(f"{shown}: duplicated column name(s) {', '.join(map(repr, repeated))}")
 
 # %% ../nbs/02_data.ipynb #5456aecc
 class CsvReader(Reader):
@@ -137,8 +140,9 @@ class CsvReader(Reader):
         import pandas as pd
         path = _existing_file(self.path)
         try:
-            _refuse_duplicated_header(path, self.sep)
-            return pd.read_csv(path, sep=self.sep, nrows=self.limit)
+            _refuse_duplicated_header(path, self.sep, self.path)
+            engine = "python" if len(self.sep) > 1 else None  # a pattern: pandas' Python parser, without its warning
+            return pd.read_csv(path, sep=self.sep, nrows=self.limit, engine=engine)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
             raise DataError(f"{self.path}: cannot be read as CSV: {error}") from error
 
@@ -164,6 +168,28 @@ class ParquetReader(Reader):
         except (pa.ArrowInvalid, OSError) as error:
             raise DataError(f"{self.path}: cannot be read as Parquet: {error}") from error
 
+# %% ../nbs/02_data.ipynb #49e21b27
+def _column_type(column: pd.Series):
+    "MLflow's data type of `column`: text columns from their dtype, anything unusual as MLflow infers it."
+    from mlflow.types import DataType
+    from mlflow.types.utils import _infer_pandas_column
+    if isinstance(column.dtype, pd.StringDtype):
+        return DataType.string
+    if column.dtype.kind == "O" and not column.hasnans and pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return DataType.string
+    return _infer_pandas_column(column)
+
+def table_schema(data: pd.DataFrame, # a table as read
+                ):
+    "The `mlflow.types.Schema` that `mlflow.data.from_pandas` would infer for `data`, or None where it has none."
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.utils import _infer_required
+    try:
+        return Schema([ColSpec(type=_column_type(data[name]), name=name, required=_infer_required(data[name]))
+                       for name in data.columns])
+    except Exception:
+        return None
+
 # %% ../nbs/02_data.ipynb #27faf05d
 @patch
 def lineage(self: Reader,
@@ -176,7 +202,9 @@ def lineage(self: Reader,
     from mlflow.data.pandas_dataset import from_pandas
     with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns about it
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        return from_pandas(data, source=self.source(), name=name, targets=targets)
+        dataset = from_pandas(data, source=self.source(), name=name, targets=targets)
+    dataset.__dict__["schema"] = table_schema(data)  # MLflow caches the schema there; this fills it faster
+    return dataset
 
 # %% ../nbs/02_data.ipynb #8cc8e36d
 def log_lineage(dataset, # an MLflow dataset, as `Reader.lineage` makes it
@@ -231,7 +259,7 @@ def check(self: Writer,
     if target.is_symlink():
         raise DataError(f"{self.path}: is a symbolic link; give the path of a plain file")
     if target.is_dir():
-        raise DataError(f"{self.path}: is a folder; give a file name, e.g. {target / 'predictions.csv'}")
+        raise DataError(f"{self.path}: is a folder; give a file name, e.g. {Path(self.path) / 'predictions.csv'}")
     if not target.parent.is_dir():
         raise DataError(f"{self.path}: folder {target.parent} does not exist")
     if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -133,3 +134,52 @@ def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.Compl
     "Run `code` in a fresh interpreter of the test virtualenv."
     return subprocess.run([sys.executable, "-c", code], env=env or cli_env(),
                           capture_output=True, text=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------- servers and browsers
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright cannot download its own browser here
+OFFLINE_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
+
+
+def free_port() -> int:
+    "A TCP port on 127.0.0.1 that nothing listens on right now."
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def offline_tab(width: int, height: int):
+    """A Chromium tab of `width`x`height` that cannot leave the machine.
+
+    Requests to anything but 127.0.0.1 (and data:/blob: URLs) are aborted and listed in `tab.blocked`; uncaught page
+    errors are listed in `tab.errors`."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does it)")
+    from urllib.parse import urlsplit
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=OFFLINE_ARGS)
+        context = browser.new_context(viewport={"width": width, "height": height})
+        blocked: list[str] = []
+
+        def offline(route):
+            url = route.request.url
+            if urlsplit(url).hostname in ("127.0.0.1", None) or url.startswith(("data:", "blob:")):
+                route.continue_()
+            else:
+                blocked.append(url)
+                route.abort()
+
+        context.route("**/*", offline)
+        tab = context.new_page()
+        tab.errors, tab.blocked = [], blocked
+        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import INPUT_COLUMNS, TARGET, Store, cli_env, synthetic_table
+from conftest import INPUT_COLUMNS, TARGET, Store, cli_env, synthetic_table, free_port
 
 SERVE = "import sys; from regression_lab.cli.serve import main; sys.exit(main(sys.argv[1:]))"
 
@@ -127,12 +127,6 @@ def test_concurrent_requests_each_get_their_own_answer(served_model, server):
     assert [status for status, _ in answers] == [200] * len(chunks)
     for chunk, (_, answer) in zip(chunks, answers):
         assert np.allclose(answer["predictions"], model.predict(chunk))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_sigterm_finishes_requests_in_flight_exits_0_and_frees_the_port(served_model):

@@ -8,15 +8,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
-import threading
-import traceback
 import typing as T
 from pathlib import Path
 
 from .. import __version__
 from ..core import ConfigError, InputError, mask_secrets
+from .output import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, add_output_options,
+                                          add_store_options, fail, sigterm_interrupts)
 from .pipelines import add_pipeline_commands, pipeline_command
 from .compare import add_compare_commands, compare_command
 from .explain import add_explain_commands, explain_command
@@ -24,24 +23,15 @@ from .serve import add_serve_commands, serve_command
 from .trials import add_trials_commands, trials_command
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'model_kind', 'train_config', 'tune_config',
-           'promote_config', 'predict_config', 'evaluate_config', 'command_config', 'build_parser', 'masked_output',
-           'main']
-
-# %% ../../nbs/12_cli.ipynb #93689b65
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ['model_kind', 'train_config', 'tune_config', 'promote_config', 'predict_config', 'evaluate_config', 'command_config',
+           'build_parser', 'masked_output', 'main']
 
 # %% ../../nbs/12_cli.ipynb #d6c3d704
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. -e job.model.alpha=0.5 (repeatable)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
-    parser.add_argument("--experiment", help="MLflow experiment name")
-    _output_options(parser)
-
-def _output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_store_options(parser)
+    add_output_options(parser)
 
 # %% ../../nbs/12_cli.ipynb #d97d66f2
 def _add_run(commands) -> argparse.ArgumentParser:
@@ -243,51 +233,22 @@ def _print_human(job, summary: dict[str, T.Any]) -> None:
     from regression_lab.services import ui_command
     print(f"  see it in the MLflow UI: {ui_command(job.mlflow_service.tracking_uri)}")
 
-# %% ../../nbs/12_cli.ipynb #3cf99212
-def _fail(args: argparse.Namespace, code: int, message: str, summary: dict | None = None) -> int:
-    if args.debug:
-        traceback.print_exc()
-    message = " ".join(message.split())
-    message = message if len(message) <= 2000 else message[:2000] + " … (see the log above, or --debug)"
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
-    return code
-
-# %% ../../nbs/12_cli.ipynb #36bafdca
-EXIT_STOPPED = 130  # stopped by Ctrl-C or SIGTERM, as a shell reports a command ended by a signal
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-@contextlib.contextmanager
-def _stopped_by_sigterm():
-    "While the block runs (on the main thread), SIGTERM interrupts it like Ctrl-C."
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 # %% ../../nbs/12_cli.ipynb #a539c77b
 def _job_command(args: argparse.Namespace) -> int:
     "Run the job that `args` describe (`run` or a job subcommand) and report it; the exit code."
     try:
         job = _load_job(args)
-        with _stopped_by_sigterm(), job:  # entering reads and checks the inputs before the MLflow service starts
+        with sigterm_interrupts(), job:  # entering reads and checks the inputs before the MLflow service starts
             result = job.run()
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job has closed its run as FAILED
-        return _fail(args, EXIT_STOPPED, f"stopped ({stop or 'Ctrl-C'})")
+        return fail(args, EXIT_STOPPED, f"stopped ({stop or 'Ctrl-C'})")
     except InputError as error:
-        return _fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
     except Exception as error:
         from regression_lab.jobs.lifecycle import ThresholdError
         if isinstance(error, ThresholdError):
-            return _fail(args, EXIT_FAILED, f"evaluation failed: {error}", error.result.summary())
-        return _fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}")
+            return fail(args, EXIT_FAILED, f"evaluation failed: {error}", error.result.summary())
+        return fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}")
     summary = _summary(job, result)
     if args.json:
         print(json.dumps(summary, default=str))
@@ -299,7 +260,7 @@ def _job_command(args: argparse.Namespace) -> int:
 def _add_schema(commands) -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON schema of configs, or of one kind")
     schema.add_argument("kind", nargs="?", help="a job or component kind, e.g. TrainingJob or RidgeModel")
-    _output_options(schema)
+    add_output_options(schema)
     return schema
 
 def _schema_command(args: argparse.Namespace) -> int:
@@ -308,9 +269,9 @@ def _schema_command(args: argparse.Namespace) -> int:
         from regression_lab.configs import config_schema, kind_schema
         print(json.dumps(kind_schema(args.kind) if args.kind else config_schema(), indent=None if args.json else 2))
     except InputError as error:
-        return _fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
     except Exception as error:
-        return _fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}")
+        return fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}")
     return EXIT_OK
 
 # %% ../../nbs/12_cli.ipynb #089f9b3c

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
-import sys
-import traceback
 import typing as T
 
 from ..core import ConfigError, InputError
+from .output import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, add_output_options,
+                                          add_store_options, fail, sigterm_interrupts)
 
 # %% auto #0
 __all__ = ['add_compare_commands', 'model_kinds', 'compare_config', 'compare_job', 'compare_command', 'main']
@@ -39,10 +37,8 @@ def add_compare_commands(subparsers, # the subcommands of `regression-lab` (what
     compare.add_argument("--register-best", action="store_true", help="train the winner and register it")
     compare.add_argument("--registry-name", help="registered model name; default regression_lab")
     compare.add_argument("--imports", action="append", default=[], metavar="MODULE", help="module defining model kinds (repeatable)")
-    compare.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
-    compare.add_argument("--experiment", help="MLflow experiment name")
-    compare.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    compare.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_store_options(compare)
+    add_output_options(compare)
     return compare
 
 # %% ../../nbs/12b_cli_compare.ipynb #2d280b65
@@ -113,44 +109,26 @@ def _print_board(result, tracking_uri: str) -> None:
         print(f"  registered the winner {result.best}: {result.training.registered_model_name} version {result.training.model_version}")
     print(f"  see it in the MLflow UI: {ui_command(tracking_uri)}")
 
-# %% ../../nbs/12b_cli_compare.ipynb #1db99865
-def _fail(args: argparse.Namespace, code: int, message: str) -> int:
-    if args.debug:
-        traceback.print_exc()
-    message = " ".join(message.split())
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"job": "CompareJob", "error": message, "exit_code": code}))
-    return code
-
 # %% ../../nbs/12b_cli_compare.ipynb #9ea03e87
-def _interrupt(signum, frame):
-    "A signal handler that interrupts like Ctrl-C."
-    raise KeyboardInterrupt(f"signal {signum}")
-
 def compare_command(args: argparse.Namespace, # parsed by a parser that `add_compare_commands` extended
                    ) -> int:
     "Run `regression-lab compare` for the parsed `args`; the exit code: 0 done, 1 failed, 2 bad input, 130 interrupted."
-    on_main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
-    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
+    job_kind = {"job": "CompareJob"}
     try:
         job = compare_job(args)
-        with job:
+        with sigterm_interrupts(), job:
             result = job.run()
     except InputError as error:
-        return _fail(args, 2, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}", job_kind)
     except KeyboardInterrupt:
-        return _fail(args, 130, "compare interrupted; run the same command again to resume")
+        return fail(args, EXIT_STOPPED, "compare interrupted; run the same command again to resume", job_kind)
     except Exception as error:
-        return _fail(args, 1, f"compare failed: {type(error).__name__}: {error}")
-    finally:
-        if on_main:
-            signal.signal(signal.SIGTERM, previous)
+        return fail(args, EXIT_FAILED, f"compare failed: {type(error).__name__}: {error}", job_kind)
     if args.json:
         print(json.dumps({"job": job.KIND, **result.summary()}, default=str))
     else:
         _print_board(result, job.mlflow_service.tracking_uri)
-    return 0
+    return EXIT_OK
 
 # %% ../../nbs/12b_cli_compare.ipynb #87db04e8
 def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["compare", "--models", "ridge,lasso"]`; None: `sys.argv`

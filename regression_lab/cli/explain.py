@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import traceback
 import typing as T
 
 from ..core import ConfigError, InputError
+from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_output_options, add_store_options, fail
 
 # %% auto #0
 __all__ = ['add_explain_commands', 'explain_config', 'explain_command', 'main']
@@ -32,10 +31,8 @@ def add_explain_commands(subparsers) -> argparse.ArgumentParser:
     explain.add_argument("--name", default="Explanation", help="MLflow run name")
     explain.add_argument("-e", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a field, e.g. -e job.background_rows=50 (repeatable)")
-    explain.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
-    explain.add_argument("--experiment", help="MLflow experiment name")
-    explain.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    explain.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_store_options(explain)
+    add_output_options(explain)
     return explain
 
 # %% ../../nbs/12c_cli_explain.ipynb #adfd4d21
@@ -80,28 +77,19 @@ def explain_command(args: argparse.Namespace) -> int:
         with job:
             result = job.run()
     except InputError as error:
-        return _fail(args, 2, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}", {"job": "ExplanationJob"})
     except Exception as error:
-        return _fail(args, 1, f"job failed: {type(error).__name__}: {error}")
+        return fail(args, EXIT_FAILED, f"job failed: {type(error).__name__}: {error}", {"job": "ExplanationJob"})
     if args.json:
         print(json.dumps({"job": job.KIND, **result.summary()}, default=str))
-        return 0
+        return EXIT_OK
     from regression_lab.services import ui_command
     print(f"{job.KIND} finished: run {result.run_id}\n  {result.model_uri} (version {result.model_version}): {result.note}")
     print("\n".join("  " + line for line in result.importance.to_string(float_format=lambda v: f"{v:.4g}").splitlines()))
     print(f"  see it in the MLflow UI: {ui_command(job.mlflow_service.tracking_uri)}")
-    return 0
+    return EXIT_OK
 
 # %% ../../nbs/12c_cli_explain.ipynb #a37284d9
-def _fail(args: argparse.Namespace, code: int, message: str) -> int:
-    if args.debug:
-        traceback.print_exc()
-    message = " ".join(message.split())
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"job": "ExplanationJob", "error": message, "exit_code": code}))
-    return code
-
 def main(argv: T.Sequence[str] | None = None) -> int:
     "Run `regression-lab explain ...` with `argv` on its own and return the exit code."
     parser = argparse.ArgumentParser(prog="regression-lab", description="Explain a registered model.")

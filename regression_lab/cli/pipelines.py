@@ -12,6 +12,7 @@ import traceback
 import typing as T
 
 from ..core import ConfigError, InputError
+from .output import add_output_options
 
 if T.TYPE_CHECKING:
     from regression_lab.pipelines.runs import PipelineResult
@@ -27,8 +28,7 @@ def _shared_options(parser: argparse.ArgumentParser) -> None:
                         help="the pipeline's inputs, e.g. --inputs folder=out n=3 (repeatable)")
     parser.add_argument("--outputs", action="append", default=[], metavar="NAME[,NAME]",
                         help="the values to produce instead of the file's outputs (comma-separated, repeatable)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    parser.add_argument("--debug", action="store_true", help="log every step's outcome and show the tracebacks of failed steps")
+    add_output_options(parser, debug_help="log every step's outcome and show the tracebacks of failed steps")
 
 # %% ../../nbs/12a_cli_pipelines.ipynb #0c7c483c
 def _positive(text: str) -> int:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import traceback
 import typing as T
 
 from ..core import InputError
+from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_output_options, add_store_options, fail
 
 # %% auto #0
 __all__ = ['add_serve_commands', 'serve_command', 'main']
@@ -26,9 +25,8 @@ def add_serve_commands(subparsers) -> argparse.ArgumentParser:
     serve.add_argument("--model", required=True, help="model URI, e.g. models:/houses@champion or models:/houses/3")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=5001, help="port to listen on (default 5001; 0 picks a free port)")
-    serve.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
-    serve.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    serve.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_store_options(serve, experiment=False)
+    add_output_options(serve)
     return serve
 
 # %% ../../nbs/12d_cli_serve.ipynb #86cf7211
@@ -52,26 +50,18 @@ def serve_command(args: argparse.Namespace) -> int:
         server = _server(args)
         model, sock = server.load(), server.bind()
     except InputError as error:
-        return _fail(args, 2, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}", {"model_uri": args.model})
     address = url(sock)
     print(f"serving {args.model} at {address} (POST {address}/invocations; SIGTERM or Ctrl-C stops it)", flush=True)
     try:
         stopped = server.serve(model, sock)
     except Exception as error:
-        return _fail(args, 1, f"the server failed: {type(error).__name__}: {error}")
+        return fail(args, EXIT_FAILED, f"the server failed: {type(error).__name__}: {error}", {"model_uri": args.model})
     summary = {"model_uri": args.model, "url": address, "stopped_by": stopped}
     print(json.dumps(summary) if args.json else f"stopped by {stopped}", flush=True)
-    return 0
+    return EXIT_OK
 
 # %% ../../nbs/12d_cli_serve.ipynb #cd334adc
-def _fail(args: argparse.Namespace, code: int, message: str) -> int:
-    if args.debug:
-        traceback.print_exc()
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"model_uri": args.model, "error": message, "exit_code": code}))
-    return code
-
 def main(argv: T.Sequence[str] | None = None) -> int:
     "Run `regression-lab serve ...` with `argv` on its own and return the exit code."
     parser = argparse.ArgumentParser(prog="regression-lab", description="Serve a registered model over HTTP.")

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-import traceback
 import typing as T
 from pathlib import Path
 
 from ..core import ConfigError, InputError
+from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_output_options, fail
 
 # %% auto #0
 __all__ = ['add_trials_commands', 'open_store', 'records', 'trials_command', 'main']
@@ -22,8 +21,7 @@ __all__ = ['add_trials_commands', 'open_store', 'records', 'trials_command', 'ma
 # %% ../../nbs/12e_cli_trials.ipynb #1e723808
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default="sqlite:///optuna.db", help="trial store URL (default sqlite:///optuna.db)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_output_options(parser)
 
 # %% ../../nbs/12e_cli_trials.ipynb #026f4c5a
 _ACTIONS = {  # action: (help, takes a study)
@@ -174,15 +172,6 @@ def _print(answer: dict[str, T.Any]) -> None:
 _HANDLERS = {"list": _list, "show": _show, "history": _history, "best": _best, "intermediate": _intermediate,
              "end": _end, "delete": _delete}
 
-def _fail(args: argparse.Namespace, code: int, message: str) -> int:
-    if args.debug:
-        traceback.print_exc()
-    message = " ".join(message.split())
-    print(f"regression-lab: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"error": message, "exit_code": code}))
-    return code
-
 # %% ../../nbs/12e_cli_trials.ipynb #7eda0ef4
 def trials_command(args: argparse.Namespace, # parsed by a parser that `add_trials_commands` extended
                   ) -> int:
@@ -192,14 +181,14 @@ def trials_command(args: argparse.Namespace, # parsed by a parser that `add_tria
         with open_store(args.storage) as store:
             answer = handler(store, args)
     except InputError as error:
-        return _fail(args, 2, f"bad input: {error}")
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
     except Exception as error:
-        return _fail(args, 1, f"{args.command} failed: {type(error).__name__}: {error}")
+        return fail(args, EXIT_FAILED, f"{args.command} failed: {type(error).__name__}: {error}")
     if args.json:
         print(json.dumps(answer, default=str))
     else:
         _print(answer)
-    return 0
+    return EXIT_OK
 
 # %% ../../nbs/12e_cli_trials.ipynb #7a4b79d2
 def main(argv: T.Sequence[str] | None = None, # e.g. `["trials", "list", "--json"]`; None: `sys.argv`

@@ -21,14 +21,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
-from test_widgets_browser import CHROMIUM, OFFLINE_ARGS, free_port
+from conftest import free_port, offline_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ROOT / "build" / "screenshots"  # every run; `nbs/images/` gets them with RL_SAVE_PICTURES=1
@@ -121,20 +120,8 @@ def lab(tmp_path, request):
 @pytest.fixture()
 def laptop():
     "A 1280x800 Chromium tab that cannot leave the machine."
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does it)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=OFFLINE_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).hostname in
-                      ("127.0.0.1", None) else route.abort())
-        tab = context.new_page()
-        tab.errors = []
-        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    with offline_tab(1280, 800) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def open_and_run_all(page, url: str) -> None:

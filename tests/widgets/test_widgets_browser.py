@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = ROOT / "build" / "screenshots" / "widgets.png"
-OFFLINE_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
+from conftest import free_port, offline_tab
 
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "build" / "screenshots" / "widgets.png"
 
 def crop_table(rows: int = 600, seed: int = 7) -> pd.DataFrame:
     "A synthetic table of field trials: weather, soil and fertiliser against the yield (a numeric target)."
@@ -44,12 +41,6 @@ def crop_table(rows: int = 600, seed: int = 7) -> pd.DataFrame:
                + soil_effect + rng.normal(0.0, 0.3, rows))
     return pd.DataFrame({"plot_id": np.arange(rows), "rain_mm": rain.round(1), "mean_temp_c": heat.round(2),
                          "nitrogen_kg_ha": nitrogen.round(1), "soil": soil, "harvest_t_ha": harvest.round(3)})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_notebook(folder: Path, store_uri: str) -> Path:
@@ -113,30 +104,9 @@ def voila(tmp_path):
 
 @pytest.fixture()
 def page():
-    "A Chromium tab that cannot leave the machine; collects the page's uncaught errors."
-    if not CHROMIUM.exists():
-        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does it)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=OFFLINE_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        blocked: list[str] = []
-
-        def offline(route):
-            if urlsplit(route.request.url).hostname == "127.0.0.1" or route.request.url.startswith(("data:", "blob:")):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", offline)
-        tab = context.new_page()
-        tab.errors = []
-        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-        tab.blocked = blocked
+    "A 1400x1000 Chromium tab that cannot leave the machine."
+    with offline_tab(1400, 1000) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def test_build_and_run_a_training_job_in_the_browser(voila, page):
