@@ -10,9 +10,11 @@ import contextlib
 import html
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import typing as T
 from pathlib import Path
 
@@ -20,10 +22,11 @@ import pydantic as pdt
 from fastcore.basics import patch
 from loguru import logger as _logger
 
-from .core import ServiceError, in_notebook, mask_secrets
+from .core import ConfigError, ServiceError, in_notebook, mask_secrets
 
 # %% auto #0
-__all__ = ['StoreUri', 'Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command', 'MlflowService']
+__all__ = ['StoreUri', 'PROCESS_TAGS', 'Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command',
+           'MlflowService', 'process_tags', 'process_gone', 'StoreUnreachable', 'check_reachable', 'store_lock']
 
 # %% ../nbs/01_services.ipynb #15fcafd1
 class Service(pdt.BaseModel, abc.ABC, extra="forbid"):
@@ -47,7 +50,7 @@ class LoggerService(Service):
     sink: str = "stderr"
     level: str = "DEBUG"
     format: str = _DEFAULT_FORMAT
-    colorize: bool = True
+    colorize: bool | None = None  # None: colour only where the sink is a terminal (loguru decides)
     serialize: bool = False
     backtrace: bool = True
     diagnose: bool = False
@@ -290,7 +293,13 @@ class MlflowService(Service):
     autolog_log_datasets: bool = False
     autolog_silent: bool = True
     log_level: str = "WARNING"
-    _experiment_id: str | None = pdt.PrivateAttr(default=None)
+    connect_timeout: pdt.PositiveFloat = 5  # seconds for a tracking server to answer at start, else one line, exit 2
+    http_retries: pdt.NonNegativeInt = 7  # a failed request to a tracking server is tried again up to this many times
+    http_backoff_factor: pdt.NonNegativeInt = 1  # the waits between tries: 0, 2, 4, … 64 s (~2 min in all)
+    http_timeout: pdt.PositiveInt = 20  # seconds one request to a tracking server may take
+    close_stale_runs: bool = True  # at start, end as KILLED the runs left RUNNING by a process gone from this host
+    _experiment_id: str | None = pdt.PrivateAttr(default=None)  # "" once started without an experiment
+    _reads_only: bool = pdt.PrivateAttr(default=False)  # a job that only reads: the next start creates no experiment
 
     @pdt.model_validator(mode="before")
     @classmethod
@@ -341,16 +350,30 @@ def client(self: MlflowService):
     from mlflow.tracking import MlflowClient
     return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
+# %% ../nbs/01_services.ipynb #01e1c5ba
+@patch
+def _create_experiment(self: MlflowService, client) -> str:
+    "Create the experiment; when another process has just created it, the id of that one."
+    from mlflow.exceptions import MlflowException
+    location = self.artifact_location or _default_artifact_location(self.tracking_uri)
+    try:
+        return client.create_experiment(self.experiment_name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(self.experiment_name).experiment_id
+
 # %% ../nbs/01_services.ipynb #ef1f92e3
 @patch
-def _experiment(self: MlflowService) -> str:
+def _experiment(self: MlflowService,
+                create: bool = True, # False: None when the experiment does not exist (a job that only reads)
+               ) -> str | None:
     "The id of the experiment, created (or restored from deletion) when needed."
     client = self.client()
     experiment = client.get_experiment_by_name(self.experiment_name)
     if experiment is None:
-        location = self.artifact_location or _default_artifact_location(self.tracking_uri)
-        return client.create_experiment(self.experiment_name, artifact_location=location)
-    if experiment.lifecycle_stage == "deleted":
+        return self._create_experiment(client) if create else None
+    if experiment.lifecycle_stage == "deleted" and create:
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
 
@@ -369,33 +392,203 @@ def _autolog(self: MlflowService) -> None:
         silent=self.autolog_silent,
     )
 
+# %% ../nbs/01_services.ipynb #6e06f578
+PROCESS_TAGS = ("regression_lab.host", "regression_lab.pid", "regression_lab.process_started")
+
+def _process_started(pid: int) -> float | None:
+    "When process `pid` of this host started (seconds since the epoch); None when it is gone (or a zombie)."
+    import psutil
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
+    except psutil.Error:
+        return None
+
+# %% ../nbs/01_services.ipynb #55ccc0a7
+def process_tags() -> dict[str, str]:
+    "The tags naming this process: host, process id and when it started."
+    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid()), f"{_process_started(os.getpid()):.2f}")))
+
+# %% ../nbs/01_services.ipynb #22fceca3
+def process_gone(tags: dict[str, str], # a run's tags
+                ) -> bool | None:
+    "True when the process that opened a run is gone from this host; None when the tags name no process of this host."
+    host, pid, started = (tags.get(name) for name in PROCESS_TAGS)
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return None
+    alive = _process_started(int(pid))
+    return alive is None or started is not None and abs(alive - float(started)) > 1
+
+# %% ../nbs/01_services.ipynb #44a6417e
+def _why_stale(run, older_than: float | None) -> str | None:
+    "Why `run` (RUNNING) is stale, or None when it may still be in progress."
+    tags, gone = run.data.tags, process_gone(run.data.tags)
+    if gone:
+        return f"process {tags[PROCESS_TAGS[1]]} on {tags[PROCESS_TAGS[0]]} is gone"
+    age = time.time() - run.info.start_time / 1000
+    if gone is None and older_than is not None and age > older_than:
+        return f"started {age:.0f} s ago by a process that cannot be checked from here"
+    return None
+
+# %% ../nbs/01_services.ipynb #a1bb2413
+@patch
+def stale_runs(self: MlflowService,
+               older_than: float | None = None, # also runs this old (seconds) whose process cannot be checked from here
+               experiment_ids: list[str] | None = None, # where to look; None: every experiment
+              ) -> list[tuple[T.Any, str]]:
+    "The RUNNING runs left by a process that is gone, each with the reason."
+    from mlflow.entities import ViewType
+    client = self.client()
+    ids = experiment_ids or [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    runs = client.search_runs(ids, "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL, max_results=50000)
+    return [(run, why) for run in runs if (why := _why_stale(run, older_than))]
+
+# %% ../nbs/01_services.ipynb #34065b89
+@patch
+def close_runs(self: MlflowService,
+               stale: list[tuple[T.Any, str]], # what `stale_runs` found
+               status: str = "KILLED", # how they end
+              ) -> list[str]:
+    "End each run of `stale` that is still RUNNING as `status`, the reason in a tag; the ids of the runs ended."
+    client, ended = self.client(), []
+    for run, why in stale:
+        if client.get_run(run.info.run_id).info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "regression_lab.closed_because", why)
+            client.set_terminated(run.info.run_id, status=status)
+            ended.append(run.info.run_id)
+    return ended
+
+# %% ../nbs/01_services.ipynb #1ddb5a23
+@patch
+def _close_stale(self: MlflowService, experiment_id: str) -> None:
+    "End as KILLED the experiment's runs left RUNNING by a process gone from this host (when `close_stale_runs`)."
+    if not self.close_stale_runs:
+        return
+    try:
+        for run_id in self.close_runs(self.stale_runs(experiment_ids=[experiment_id])):
+            _logger.info("run {} was left RUNNING by a process that is gone: ended as KILLED", run_id)
+    except Exception as error:
+        _logger.warning("runs left RUNNING not checked: {}: {}", type(error).__name__, error)
+
+# %% ../nbs/01_services.ipynb #e7f0812d
+class StoreUnreachable(ServiceError, ConfigError):
+    "The store a URI names does not answer: reported before anything is written, as bad input."
+
+# %% ../nbs/01_services.ipynb #03e91010
+def _check_server(setting: str, uri: str, timeout: float) -> None:
+    "Raise `StoreUnreachable` when no tracking server answers at the http(s) `uri` within `timeout` seconds."
+    import ssl
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+    parts = urlsplit(uri)
+    try:
+        urllib.request.urlopen(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}/health",
+                               timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError):
+            return
+        raise StoreUnreachable(mask_secrets(f"MlflowService could not start: {setting}={uri!r}: "
+                                            f"no tracking server answers within {timeout:g} s ({reason})")) from None
+
+# %% ../nbs/01_services.ipynb #a230b356
+def _check_database(setting: str, uri: str, timeout: float) -> None:
+    "Raise `StoreUnreachable` when one connection to the database at `uri` fails (or its driver is missing)."
+    import math
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args={"connect_timeout": math.ceil(timeout)})
+        engine.connect().close()
+    except Exception as error:
+        reason = " ".join(str(getattr(error, "orig", None) or error).split("(Background on")[0].split())
+        what = "its driver is not installed" if isinstance(error, ImportError) else "the database does not answer"
+        raise StoreUnreachable(mask_secrets(f"MlflowService could not start: {setting}={uri!r}: {what} ({reason})")) from None
+
+# %% ../nbs/01_services.ipynb #51533931
+_DATABASES = ("postgresql", "mysql")
+
+def check_reachable(setting: str, # the setting that holds `uri`, named in the message
+                    uri: str, # a tracking or registry URI; http(s) and database ones are checked
+                    timeout: float = 5, # seconds to wait for an answer
+                   ) -> None:
+    "Raise `StoreUnreachable` when no server answers at `uri` (a tracking server, or a database) within `timeout` s."
+    if uri.startswith(("http://", "https://")):
+        _check_server(setting, uri, timeout)
+    elif uri.split(":", 1)[0].split("+")[0] in _DATABASES:
+        _check_database(setting, uri, timeout)
+
+# %% ../nbs/01_services.ipynb #d4749a0f
+_http_env: dict[str, str] = {}  # the MLFLOW_HTTP_REQUEST_* variables the services set, and to what
+
+@patch
+def _http_settings(self: MlflowService) -> dict[str, str]:
+    "Set MLflow's retry variables from the service's settings (not those the user set); what they are now."
+    values = {"MAX_RETRIES": self.http_retries, "BACKOFF_FACTOR": self.http_backoff_factor, "TIMEOUT": self.http_timeout}
+    for name, value in values.items():
+        key = f"MLFLOW_HTTP_REQUEST_{name}"
+        if key not in os.environ or os.environ[key] == _http_env.get(key):  # unset, or still what a service set
+            os.environ[key] = _http_env[key] = str(value)
+    return {name: os.environ[f"MLFLOW_HTTP_REQUEST_{name}"] for name in values}
+
+# %% ../nbs/01_services.ipynb #041fb51f
+@contextlib.contextmanager
+def store_lock(uri: str, # a tracking URI; only an SQLite one is locked
+              ):
+    "Inside: no other process holds the lock of the SQLite store at `uri` (its folder); elsewhere a no-op."
+    database = sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        fcntl = None
+    if database is None or fcntl is None:
+        yield
+        return
+    descriptor = os.open(database.resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
 # %% ../nbs/01_services.ipynb #02abc5ac
 @patch
 def _start(self: MlflowService, configure_autolog: bool = True) -> None:
     import mlflow
     for setting in ("tracking_uri", "registry_uri"):
         _check_store(setting, getattr(self, setting))
-    if self.tracking_uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        check_reachable(setting, getattr(self, setting), self.connect_timeout)
+    self._http_settings()
     mlflow.set_tracking_uri(self.tracking_uri)
     mlflow.set_registry_uri(self.registry_uri)
+    create, self._reads_only = not self._reads_only, False  # a reader's wish holds for this start only
     try:
-        experiment_id = self._experiment()
+        with store_lock(self.tracking_uri):
+            experiment_id = self._experiment(create=create)
     except Exception as error:
         raise ServiceError(
             mask_secrets(f"MlflowService could not start: tracking_uri={self.tracking_uri!r}: {error}")
         ) from error
-    mlflow.set_experiment(experiment_id=experiment_id)
+    if experiment_id is not None:
+        mlflow.set_experiment(experiment_id=experiment_id)
+        self._close_stale(experiment_id)
     if configure_autolog:
         self._autolog()
-    self._experiment_id = experiment_id
+    self._experiment_id = experiment_id or ""
 
 # %% ../nbs/01_services.ipynb #44dcc55f
 @patch(as_prop=True)
 def experiment_id(self: MlflowService) -> str | None:
-    "The id of the experiment once the service has started."
+    "The id of the experiment once the service has started (`\"\"` for a reader whose experiment does not exist)."
     return self._experiment_id
+
+@patch(as_prop=True)
+def started(self: MlflowService) -> bool:
+    "Whether the service has started and not yet stopped."
+    return self._experiment_id is not None
 
 # %% ../nbs/01_services.ipynb #a2ce369d
 @patch
@@ -420,13 +613,13 @@ def stop(self: MlflowService) -> None:
 def run_context(self: MlflowService,
                 run_config: MlflowService.RunConfig, # the run's name, description and tags
                ):
-    "Open a run described by `run_config`; it ends FINISHED, or FAILED when an exception leaves it."
+    "Open a run described by `run_config`, tagged with this process; it ends FINISHED, or FAILED when an exception leaves it."
     import mlflow
     run = mlflow.start_run(
         experiment_id=self._experiment_id,
         run_name=run_config.name,
         description=run_config.description,
-        tags=run_config.tags,
+        tags={**process_tags(), **(run_config.tags or {})},
         log_system_metrics=run_config.log_system_metrics,
         nested=mlflow.active_run() is not None,
     )

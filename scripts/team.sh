@@ -9,6 +9,7 @@
 #   scripts/team.sh start          # prints `export NAME=value` lines: eval "$(scripts/team.sh start)"
 #   scripts/team.sh stop [--purge] # stops everything; --purge also deletes the databases, artifacts and logs
 #   scripts/team.sh status
+#   scripts/team.sh stop-mlflow    # stops only the tracking server (try a server restart: `start` brings it back)
 #
 # Settings (environment): TEAM_DIR (default ./.team), TEAM_PG_PORT (54329), TEAM_MLFLOW_PORT (5050),
 # TEAM_DASK_PORT (8786), TEAM_WORKERS (2), TEAM_PG_PASSWORD (default: a random one, kept in TEAM_DIR/pgpass).
@@ -146,6 +147,16 @@ stop() {
   say "stopped"
 }
 
+stop_mlflow() {  # only the tracking server, as a restart or a crash would (`start` brings it back)
+  alive mlflow || { rm -f "$TEAM_DIR/mlflow.pid"; return 0; }
+  local pid; pid="$(cat "$TEAM_DIR/mlflow.pid")"
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$TEAM_DIR/mlflow.pid"
+  say "mlflow server stopped; scripts/team.sh start brings it back"
+}
+
 status() {
   local name
   for name in mlflow scheduler worker{1..16}; do
@@ -159,6 +170,7 @@ status() {
 case "${1:-start}" in
   start) start ;;
   stop) stop "${2:-}" ;;
+  stop-mlflow) stop_mlflow ;;
   status) status ;;
-  *) echo "usage: scripts/team.sh [start|stop [--purge]|status]" >&2; exit 2 ;;
+  *) echo "usage: scripts/team.sh [start|stop [--purge]|stop-mlflow|status]" >&2; exit 2 ;;
 esac

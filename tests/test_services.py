@@ -353,3 +353,88 @@ def test_mlflow_service_that_cannot_start_leaves_mlflow_logging_as_it_was(tmp_pa
         service.start()
     # then: nothing the service changed is left behind
     assert mlflow_log_level.level == logging.DEBUG
+
+
+# ---------------------------------------------------------------------------------------------- faults (issue 12)
+
+def test_processes_starting_together_on_a_fresh_sqlite_store_all_succeed(tmp_path):
+    import subprocess
+    import sys
+    from conftest import cli_env
+    # given: four processes starting a service on one store that does not exist yet
+    code = ("import sys; from regression_lab.services import MlflowService; "
+            "s = MlflowService(tracking_uri=sys.argv[1], experiment_name='race', autolog_disable=True); "
+            "s.start(); print(s.experiment_id); s.stop()")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    processes = [subprocess.Popen([sys.executable, "-c", code, uri], env=cli_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    # when: they all race to create the tables and the experiment
+    results = [(p.wait(timeout=180), p.stdout.read().strip(), p.stderr.read()) for p in processes]
+    # then: all succeed, on one and the same experiment
+    assert [code for code, _, _ in results] == [0, 0, 0, 0], [err[-1500:] for _, _, err in results]
+    assert len({experiment for _, experiment, _ in results}) == 1
+
+
+def test_an_unreachable_tracking_server_stops_a_job_at_once_as_bad_input(tmp_path):
+    import time
+    from conftest import free_port, run_cli
+    # given: a tracking URI where no server listens
+    began = time.monotonic()
+    # when: a job is run against it
+    done = run_cli("train", "--model", "ridge", "--tracking-uri", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    # then: exit 2 within seconds, one line on stderr, nothing written
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("regression-lab: bad input: MlflowService could not start")
+    assert "no tracking server answers" in done.stderr
+    assert time.monotonic() - began < 60
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mlflow_retries_a_tracking_server_for_a_bounded_time(monkeypatch):
+    from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+                                              MLFLOW_HTTP_REQUEST_TIMEOUT)
+    for name in ("MAX_RETRIES", "BACKOFF_FACTOR", "TIMEOUT"):
+        monkeypatch.delenv(f"MLFLOW_HTTP_REQUEST_{name}", raising=False)
+    # given: the defaults; when: a service sets MLflow's variables
+    MlflowService()._http_settings()
+    retries, factor = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get(), MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get()
+    # then: urllib3's waits (0, then factor * 2**n) add up to between 1 and 3 min, each request at most 20 s
+    waits = sum(factor * 2 ** n for n in range(1, retries))
+    assert 60 <= waits <= 180, waits
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 20
+
+
+def test_an_unreachable_database_store_stops_a_command_at_once_as_bad_input(tmp_path):
+    import time
+    from conftest import free_port, run_cli
+    # given: a PostgreSQL URI where no server listens (MLflow alone retries it for ~100 s)
+    began = time.monotonic()
+    # when: a command that opens the store runs
+    done = run_cli("promote", "--tracking-uri", f"postgresql://ada:s3cr3t@127.0.0.1:{free_port()}/mlflow", cwd=tmp_path)
+    # then: exit 2 within seconds, one masked line saying the database does not answer
+    last = done.stderr.strip().splitlines()[-1]
+    assert (done.returncode, "the database does not answer" in last, "s3cr3t" in done.stderr) == (2, True, False), last
+    assert time.monotonic() - began < 60
+
+
+def test_log_lines_are_coloured_on_a_terminal_and_plain_in_a_pipe():
+    import os
+    import pty
+    import subprocess
+    import sys
+    from conftest import cli_env
+    code = ("from regression_lab.services import LoggerService; s = LoggerService(); s.start(); "
+            "s.logger().info('hello'); s.stop()")
+    env = {key: value for key, value in cli_env().items() if key not in ("NO_COLOR", "FORCE_COLOR", "CI")}
+    # given: stderr a pipe (a CI log, `2> file`)
+    piped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    # given: stderr a terminal
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run([sys.executable, "-c", code], env=env, stderr=follower, timeout=60, check=True)
+        on_terminal = os.read(leader, 65536).decode()
+    finally:
+        os.close(leader), os.close(follower)
+    # then: colour codes only on the terminal
+    assert "hello" in piped.stderr and "\x1b[" not in piped.stderr
+    assert "hello" in on_terminal and "\x1b[" in on_terminal

@@ -12,7 +12,7 @@ import traceback
 import typing as T
 
 from ..core import ConfigError, InputError
-from .output import add_output_options
+from .output import EXIT_STOPPED, add_output_options, fail, sigterm_interrupts
 
 if T.TYPE_CHECKING:
     from regression_lab.pipelines.runs import PipelineResult
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, pipeline, inputs: dict[str, T.Any], outputs: 
 # %% ../../nbs/12a_cli_pipelines.ipynb #4e5c8217
 def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pipeline_commands` extended
                     ) -> int:
-    "Do `pipeline validate` or `pipeline run` for the parsed `args`; the exit code: 0 done, 1 a step failed, 2 bad input."
+    "Do `pipeline validate` or `pipeline run` for the parsed `args`; the exit code: 0 done, 1 a step failed, 2 bad input, 130 stopped."
     from regression_lab.pipelines import Pipeline
     try:
         file, inputs = _file_and_inputs(args)
@@ -166,7 +166,11 @@ def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pi
         pipeline = Pipeline.from_yaml(file)
         if args.pipeline_command == "validate":
             return _validated(args, file, pipeline.validate(inputs, outputs))
-        result = _run(args, pipeline, inputs, outputs)
+        with sigterm_interrupts():
+            result = _run(args, pipeline, inputs, outputs)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: running steps were cancelled, their runs closed FAILED
+        return fail(args, EXIT_STOPPED, f"pipeline stopped ({stop or 'Ctrl-C'}); running steps were cancelled",
+                    {"status": "stopped", "outputs": {}, "steps": {}})
     except InputError as error:
         return _invalid(args, str(error).splitlines())
     except Exception as error:

@@ -19,7 +19,7 @@ from ..services import MlflowService
 
 # %% auto #0
 __all__ = ['PromotionLocals', 'PromotionJob', 'check_signature', 'InferenceLocals', 'InferenceJob', 'champion_uri', 'load_model',
-           'EvaluationLocals', 'ThresholdError', 'EvaluationsJob']
+           'EvaluationLocals', 'ThresholdError', 'EvaluationsJob', 'stale_trials', 'fail_trials']
 
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #85ef79ef
 class PromotionLocals(Locals):
@@ -81,6 +81,12 @@ def _holder(self: PromotionJob, client, name: str) -> int | None:
         return int(client.get_model_version_by_alias(name, self.alias).version)
     except MlflowException:
         return None
+
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #ee8a4a36
+@patch
+def prepare(self: PromotionJob) -> None:
+    "A promotion opens no run: the next start of its MLflow service creates no experiment."
+    self.mlflow_service._reads_only = True
 
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #cbc5251a
 _NUMERIC = {"double", "float", "long", "integer"}
@@ -342,3 +348,56 @@ def _verdict(self: EvaluationsJob, result: EvaluationLocals) -> EvaluationLocals
         raise ThresholdError(f"{self.uri()} missed its thresholds: " + "; ".join(result.failures), result)
     self.alerts_service.notify(f"{self.KIND} passed", f"{self.uri()}: all thresholds met")
     return result
+
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #a48e5688
+def _with_heartbeat(storage, study_id: int) -> set[int]:
+    "The ids of the study's trials that ever recorded a heartbeat."
+    from optuna.storages._rdb import models
+    session = storage.scoped_session()
+    try:
+        return {trial_id for (trial_id,) in session.query(models.TrialHeartbeatModel.trial_id)
+                .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)}
+    finally:
+        storage.scoped_session.remove()
+
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #ddac1407
+def _why_stale_trial(trial, stale: set[int], beating: set[int], older_than: float | None, grace: int) -> str | None:
+    "Why a RUNNING `trial` is stale, or None when it may still be in progress."
+    import datetime
+    if trial._trial_id in stale:
+        return f"no heartbeat for more than {grace} s"
+    age = (datetime.datetime.now() - trial.datetime_start).total_seconds()
+    if older_than is not None and trial._trial_id not in beating and age > older_than:
+        return f"started {age:.0f} s ago and never recorded a heartbeat"
+    return None
+
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #808c3e1d
+def stale_trials(store, # an `ExperimentStore` (its `TrialStore` sets the grace period)
+                 older_than: float | None = None, # also trials this old (seconds) that never recorded a heartbeat
+                ) -> list[tuple[str, T.Any, str]]:
+    "The RUNNING trials of every study of `store` left by a process that is gone: (study name, trial, why)."
+    from optuna.trial import TrialState
+    storage, found = store.storage, []
+    for study in storage.get_all_studies():
+        stale, beating = set(storage._get_stale_trial_ids(study._study_id)), _with_heartbeat(storage, study._study_id)
+        for trial in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            if why := _why_stale_trial(trial, stale, beating, older_than, store.store.grace_period):
+                found.append((study.study_name, trial, why))
+    return found
+
+# %% ../../nbs/08c_jobs_lifecycle.ipynb #be11cb8c
+def fail_trials(store, # the `ExperimentStore` that `stale_trials` read
+                stale: list[tuple[str, T.Any, str]], # what `stale_trials` found
+               ) -> list[int]:
+    "Mark each trial of `stale` FAIL, the reason kept; the ids of the trials failed."
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+    failed = []
+    for _, trial, why in stale:
+        try:
+            store.storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"closed: {why}")
+            if store.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                failed.append(trial._trial_id)
+        except UpdateFinishedTrialError:
+            continue
+    return failed

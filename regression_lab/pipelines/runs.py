@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import dataclasses
 import json
 import math
@@ -29,8 +30,8 @@ from .declaration import Pipeline, PipelinePlan, analyse, interpolate, step_conf
 from ..services import LoggerService, MlflowService, absolute_uri
 
 # %% auto #0
-__all__ = ['StepStatus', 'Submit', 'SCHEDULER_TIMEOUT', 'StepSummary', 'PipelineError', 'PipelineResult', 'StepTimeout',
-           'Outcome', 'run_pipeline']
+__all__ = ['StepStatus', 'CANCEL_GRACE', 'Submit', 'SCHEDULER_TIMEOUT', 'StepSummary', 'PipelineError', 'PipelineResult',
+           'StepTimeout', 'Outcome', 'StepCancelled', 'run_pipeline']
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #d1d0a121
 StepStatus = T.Literal["ok", "failed", "timed-out", "skipped", "planned"]
@@ -146,20 +147,45 @@ def _one_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300].rstrip(": ")
 
+# %% ../../nbs/10a_pipelines_runs.ipynb #c5be7adc
+CANCEL_GRACE = 10.0  # seconds a cancelled attempt has to end before the pipeline reports it as still stopping
+
+class StepCancelled(BaseException):
+    "Raised inside a step attempt that ran past its timeout, or whose pipeline was stopped: it stops there."
+
+def _cancel(threads: T.Iterable[threading.Thread], # running step attempts
+            grace: float = CANCEL_GRACE, # seconds to wait for them to end
+           ) -> list[threading.Thread]:
+    "Raise `StepCancelled` in each of `threads`; those still running after `grace` seconds."
+    threads = [thread for thread in threads if thread.is_alive()]
+    for thread in threads:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(StepCancelled))
+    deadline = time.monotonic() + grace
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread for thread in threads if thread.is_alive()]
+
 # %% ../../nbs/10a_pipelines_runs.ipynb #f10c3eb5
-def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float) -> T.Any:
-    "`target(**kwargs)` in a daemon thread, given up after `timeout` seconds (and left to finish on its own)."
-    box = {}
+def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float | None) -> T.Any:
+    "`target(**kwargs)` in a thread of its own that can be cancelled: after `timeout` seconds, or when the run stops."
+    box, running = {}, getattr(threading.current_thread(), "step_attempts", None)  # see `_recording`
     def attempt():
         try:
             box["result"] = target(**kwargs)
         except BaseException as error:
             box["error"] = error
-    thread = threading.Thread(target=attempt, daemon=True, name="pipeline-step-attempt")
+    thread = threading.Thread(target=attempt, daemon=True, name=f"pipeline-step-attempt of {threading.current_thread().name}")
     thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise StepTimeout(f"timed out after {timeout:g} s")
+    if running is not None:
+        running.add(thread)
+    try:
+        thread.join(timeout)
+        if thread.is_alive():
+            stopped = not _cancel([thread])
+            raise StepTimeout(f"timed out after {timeout:g} s" + ("" if stopped else f"; still stopping after {CANCEL_GRACE:g} s more"))
+    finally:
+        if running is not None:
+            running.discard(thread)
     if "error" in box:
         raise box["error"]
     return box["result"]
@@ -183,7 +209,7 @@ def _execute(target: T.Callable, kwargs: dict[str, T.Any], outputs: T.Mapping[st
     start = time.perf_counter()
     for attempt in range(1, retries + 2):
         try:
-            result = target(**kwargs) if timeout is None else _bounded(target, kwargs, timeout)
+            result = _bounded(target, kwargs, timeout)
             run_id = result.get("run_id") if isinstance(result, T.Mapping) else None
             return Outcome("ok", _outputs(result, outputs), attempt, time.perf_counter() - start,
                            run_id=run_id if isinstance(run_id, str) else None)
@@ -254,12 +280,25 @@ def _pretend(name: str, outputs: T.Mapping[str, str]) -> Outcome:
     return Outcome("planned", {value: f"<{value} from {name}>" for value in outputs.values()}, 0, 0.0)
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #d9a56b23
+def _recording(running: set, function: T.Callable, *arguments) -> T.Any:
+    "`function(*arguments)` on a pool thread, its step attempts recorded in `running`."
+    pool_thread = threading.current_thread()
+    pool_thread.step_attempts = running
+    try:
+        return function(*arguments)
+    finally:
+        pool_thread.step_attempts = None
+
 @contextlib.contextmanager
 def _threads(max_workers: int | None) -> T.Iterator[Submit]:
-    "Start steps on a pool of threads in this process."
+    "Start steps on a pool of threads in this process; if the run is stopped (Ctrl-C, SIGTERM), cancel them."
     pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="pipeline-step")
+    running: set[threading.Thread] = set()
     try:
-        yield lambda name, function, *arguments: pool.submit(function, *arguments)
+        yield lambda name, function, *arguments: pool.submit(_recording, running, function, *arguments)
+    except BaseException:
+        _cancel(list(running))
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 

@@ -96,3 +96,13 @@ def test_promoting_a_missing_version_exits_2(lifecycle):
     work, store, _ = lifecycle
     done = cli(work, store, "promote", "--name", "houses", "--version", "99")
     assert done.returncode == 2 and "has no version 99" in done.stderr
+
+
+def test_promote_creates_no_experiment(lifecycle):
+    "A promotion only reads the registry and moves an alias: `--experiment` names one that must not appear."
+    work, store, trained = lifecycle
+    done = run_cli("promote", "--name", "houses", "--alias", "reviewed", "--experiment", "promotions-only", "--json",
+                   "--tracking-uri", store.uri, cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert store.client().get_experiment_by_name("promotions-only") is None
+    assert int(store.client().get_model_version_by_alias("houses", "reviewed").version) == trained["model_version"]

@@ -62,8 +62,17 @@ def flaky(marker: str, value: int = 1) -> dict:
 
 
 def sleep(seconds: float, value: object = None) -> object:
-    time.sleep(seconds)
+    "Return `value` after `seconds`, in short sleeps, as Python code that a cancelled step stops at once."
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
     return value
+
+
+def sleep_then_touch(seconds: float, path: str) -> dict:
+    "Create the file at `path` after `seconds`: a late side effect a cancelled step must not have."
+    sleep(seconds)
+    return touch(path)
 
 
 def touch(path: str) -> dict:

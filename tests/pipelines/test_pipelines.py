@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -356,6 +358,47 @@ def test_a_slow_step_past_its_timeout_is_abandoned_and_its_dependents_skipped():
     assert result["early"] == 2
 
 
+def test_a_step_past_its_timeout_is_stopped_and_writes_nothing_afterwards(tmp_path):
+    # given: a step that would write a file after 2 s, with 0.3 s to do it
+    late = tmp_path / "late.txt"
+    p = pipeline(f"""
+        steps:
+          - {{name: slow, call: pipeline_tasks:sleep_then_touch, params: {{seconds: 2, path: "{late}"}}, outputs: [done], timeout: 0.3}}
+    """)
+    # when
+    result = run(p)
+    time.sleep(3)  # longer than the step would have needed
+    # then: stopped, not abandoned
+    assert result.steps["slow"].status == "timed-out"
+    assert not late.exists()
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("pipeline-step-attempt")]
+
+
+def test_a_training_step_past_its_timeout_closes_its_run_failed_and_registers_nothing(store):
+    # given: a training job that needs far longer than its 2 s
+    p = Pipeline.from_dict({"name": "cancelled-training", "steps": [{
+        "name": "train", "timeout": 2, "outputs": {"model_version": "version"},
+        "job": {"KIND": "TrainingJob", "inputs": {"KIND": "DatasetReader", "drop": ["target"]},
+                "targets": {"KIND": "DatasetReader", "columns": ["target"]}, "figures": False,
+                "model": {"KIND": "GradientBoostingModel", "n_estimators": 10_000, "max_depth": 8, "learning_rate": 0.01},
+                "mlflow_service": {"registry_name": "cancelled"}}}]})
+    # when
+    started = time.perf_counter()
+    result = run(p, tracking_uri=store.uri)
+    returned = time.perf_counter() - started
+    time.sleep(5)  # a step left running would register its version by now
+    # then
+    assert result.steps["train"].status == "timed-out"
+    assert result.steps["train"].error == "timed out after 2 s"
+    assert returned < 15
+    client = store.client()
+    experiment = client.get_experiment_by_name("cancelled-training").experiment_id
+    step_runs = client.search_runs([experiment], "tags.`regression_lab.step` = 'train'")
+    assert [run.info.status for run in step_runs] == ["FAILED"]
+    assert store.model_versions("cancelled") == []
+    assert client.get_run(result.run_id).info.status == "FAILED"
+
+
 def test_a_step_that_fails_once_succeeds_on_its_retry(tmp_path):
     p = pipeline(f"""
         steps:
@@ -615,3 +658,48 @@ def test_importing_the_pipeline_modules_stays_light():
             "'omegaconf', 'sklearn', 'pandas'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env())
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stopped_pipeline_cancels_its_running_steps_and_publishes_nothing_later(tmp_path, store, signal_name):
+    # given: a pipeline whose steps would write a file after 6 s and register a model after many seconds of boosting
+    late = tmp_path / "late.txt"
+    path = tmp_path / "slow.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: stopped-{signal_name.lower()}
+        imports: [pipeline_tasks]
+        steps:
+          - {{name: late_file, call: pipeline_tasks:sleep_then_touch, params: {{seconds: 6, path: "{late}"}}, outputs: [done]}}
+          - name: train
+            outputs: {{model_version: version}}
+            job:
+              KIND: TrainingJob
+              inputs: {{KIND: DatasetReader, drop: [target]}}
+              targets: {{KIND: DatasetReader, columns: [target]}}
+              figures: false
+              model: {{KIND: GradientBoostingModel, n_estimators: 10000, max_depth: 8, learning_rate: 0.01}}
+              mlflow_service: {{registry_name: stopped-{signal_name.lower()}}}
+    """))
+    code = "import sys; from regression_lab.cli.pipelines import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", code, "pipeline", "run", str(path), "--json", "--tracking-uri",
+                                store.uri], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli_env(PYTHONPATH=str(TESTS)))
+    client = store.client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the training step's run exists
+        experiment = client.get_experiment_by_name(f"stopped-{signal_name.lower()}") if store.database.exists() else None
+        if experiment and client.search_runs([experiment.experiment_id], "tags.`regression_lab.step` = 'train'"):
+            break
+        time.sleep(0.2)
+    # when: the process is told to stop, as `kill` (SIGTERM) or Ctrl-C (SIGINT) would
+    process.send_signal(getattr(signal, signal_name))
+    out, err = process.communicate(timeout=60)
+    time.sleep(7)  # longer than the file step would have needed
+    # then: exit 130 with one line, nothing left running and nothing published
+    assert process.returncode == 130, err
+    assert err.splitlines()[-1].startswith("regression-lab: pipeline stopped"), err
+    assert json.loads(out.splitlines()[-1])["status"] == "stopped"
+    assert not late.exists()
+    step_runs = client.search_runs([experiment.experiment_id], "tags.`regression_lab.step` = 'train'")
+    assert [run.info.status for run in step_runs] == ["FAILED"]
+    assert store.model_versions(f"stopped-{signal_name.lower()}") == []

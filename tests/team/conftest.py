@@ -53,6 +53,12 @@ class Team:
     storage: str  # the trials database; no password in it: clients read PGPASSFILE
     scheduler: str
     pgpassfile: str
+    script_env: dict = dataclasses.field(default_factory=dict, repr=False)  # TEAM_DIR and the ports of scripts/team.sh
+
+    def script(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        "Run `scripts/team.sh ARGS` on this stack (e.g. `stop-mlflow`, then `start` to bring the server back)."
+        return subprocess.run(["bash", str(TEAM_SCRIPT), *args], env=self.script_env, capture_output=True, text=True,
+                              timeout=timeout)
 
     def env(self, **extra: str) -> dict[str, str]:
         "The environment of a `regression-lab` process of this team: offline, the password file, `extra`."
@@ -139,7 +145,7 @@ def team(tmp_path_factory) -> Team:
         # this process reads the trials database too (optuna in the tests): it finds the password as clients do
         os.environ["PGPASSFILE"] = values["PGPASSFILE"]
         yield Team(folder, values["TRACKING_URI"], values["TRIALS_STORAGE"], values["DASK_SCHEDULER"],
-                   values["PGPASSFILE"])
+                   values["PGPASSFILE"], env)
     finally:
         os.environ.pop("PGPASSFILE", None) if before is None else os.environ.update(PGPASSFILE=before)
         subprocess.run(["bash", str(TEAM_SCRIPT), "stop", "--purge"], env=env, capture_output=True, timeout=120)

@@ -106,3 +106,47 @@ def test_three_tuners_on_one_study(team: Team, train_csv, tmp_path):
     configurations = {tuple(sorted(t.params.items())) for t in complete}
     assert (len(complete), len(configurations)) == (6, 6), (
         f"{len(complete)} finished, {len(configurations)} distinct; states {[t.state.name for t in trials]}")
+
+
+def test_a_tracking_server_restart_mid_training_loses_nothing(team: Team, tmp_path):
+    "The server stops for 20 s while a training runs, then comes back: the job waits (retries), finishes, exit 0."
+    import time
+    data = tmp_path / "houses.csv"
+    synthetic_table(rows=2000, seed=3).to_csv(data, index=False)
+    process = team.start_cli("train", "--data", data, "--target", TARGET, "--model", "random_forest",
+                             "--registry-name", "fault-restart", "--tracking-uri", team.tracking_uri,
+                             "--experiment", "fault-restart", cwd=tmp_path)
+    (run,) = wait_until(lambda: running_runs(team, "fault-restart"), 240, 0.2, "the training run to start")
+    stopped = team.script("stop-mlflow")
+    assert stopped.returncode == 0, stopped.stderr
+    assert process.poll() is None, "the training ended before the server stopped: nothing was tested"
+    down = time.monotonic()
+    time.sleep(20)
+    restarted = team.script("start")
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    outage = time.monotonic() - down
+    code = process.wait(timeout=240)
+    errors = "\n".join(path.read_text()[-3000:] for path in sorted(tmp_path.glob("*.err")))
+    assert code == 0, f"exit {code} after a server outage of {outage:.0f} s\n{errors}"
+    assert team.client().get_run(run.info.run_id).info.status == "FINISHED"
+    assert [v["run_id"] for v in versions_now(team, "fault-restart")] == [run.info.run_id]
+
+
+def test_runs_clean_through_http_closes_a_killed_training(team: Team, train_csv, tmp_path):
+    "SIGKILL (nothing can be cleaned up by the process) mid-training; `runs clean` on the server ends the run KILLED."
+    import subprocess
+    import sys
+    process = team.start_cli("train", "--data", train_csv, "--target", TARGET, "--model", "random_forest",
+                             "--registry-name", "fault-sigkill", "--tracking-uri", team.tracking_uri,
+                             "--experiment", "fault-sigkill", cwd=tmp_path)
+    (run,) = wait_until(lambda: running_runs(team, "fault-sigkill"), 240, 0.2, "the training run to start")
+    stop_process(process, signal.SIGKILL)
+    assert team.client().get_run(run.info.run_id).info.status == "RUNNING"  # what a killed process leaves
+    clean = subprocess.run([sys.executable, "-c", "import sys; from regression_lab.cli.runs import main; "
+                            "sys.exit(main(sys.argv[1:]))", "runs", "clean", "--tracking-uri", team.tracking_uri,
+                            "--experiment", "fault-sigkill", "--storage", team.storage, "--json"],
+                           cwd=tmp_path, env=team.env(), capture_output=True, text=True, timeout=180)
+    answer = last_json(clean)
+    assert [(r["run_id"], r["closed"]) for r in answer["runs"]] == [(run.info.run_id, True)]
+    assert team.client().get_run(run.info.run_id).info.status == "KILLED"
+    assert versions_now(team, "fault-sigkill") == []
