@@ -28,6 +28,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'regression_lab/cli/output.py'),
                                            'regression_lab.cli.output.add_store_options': ( 'cli_output.html#add_store_options',
                                                                                             'regression_lab/cli/output.py'),
+                                           'regression_lab.cli.output.answer': ('cli_output.html#answer', 'regression_lab/cli/output.py'),
                                            'regression_lab.cli.output.fail': ('cli_output.html#fail', 'regression_lab/cli/output.py'),
                                            'regression_lab.cli.output.sigterm_interrupts': ( 'cli_output.html#sigterm_interrupts',
                                                                                              'regression_lab/cli/output.py')},

@@ -21,6 +21,7 @@ from .compare import add_compare_commands, compare_command
 from .explain import add_explain_commands, explain_command
 from .serve import add_serve_commands, serve_command
 from .trials import add_trials_commands, trials_command
+from .runs import add_runs_commands, runs_command
 
 # %% auto #0
 __all__ = ['model_kind', 'train_config', 'tune_config', 'promote_config', 'predict_config', 'evaluate_config', 'command_config',
@@ -206,8 +207,10 @@ def _load_job(args: argparse.Namespace):
     overrides = [*args.overrides, *_service_overrides(args)]
     if args.command == "run":
         config = load_config(*args.configs, overrides=overrides)
-    else:
-        config = load_config(base=command_config(args), overrides=overrides)
+    else:  # a command's own job logs at INFO (DEBUG with --debug); a config file says for itself
+        base = command_config(args)
+        base["job"].setdefault("logger_service", {"level": "DEBUG" if args.debug else "INFO"})
+        config = load_config(base=base, overrides=overrides)
     return parse_job(config)
 
 # %% ../../nbs/12_cli.ipynb #dcf630db
@@ -289,6 +292,7 @@ _COMMANDS: dict[str, tuple[T.Callable, T.Callable]] = {  # command: (adds its su
     "serve": (add_serve_commands, serve_command),
     "trials": (add_trials_commands, trials_command),
     "resources": (add_trials_commands, trials_command),
+    "runs": (add_runs_commands, runs_command),
 }
 
 # %% ../../nbs/12_cli.ipynb #c671c7d4

@@ -13,10 +13,13 @@ import signal
 import sys
 import threading
 import traceback
+import typing as T
+
+from ..core import InputError
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'MESSAGE_LIMIT', 'add_store_options', 'add_output_options',
-           'fail', 'sigterm_interrupts']
+           'fail', 'answer', 'sigterm_interrupts']
 
 # %% ../../nbs/12g_cli_output.ipynb #2769036f
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -57,6 +60,25 @@ def fail(args: argparse.Namespace, # the parsed arguments (`json` and `debug` ar
     if args.json:
         print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
     return code
+
+# %% ../../nbs/12g_cli_output.ipynb #23806f5a
+def answer(args: argparse.Namespace, # the parsed arguments (`json` and `debug` are read)
+           ask: T.Callable[[], dict], # computes the answer: raises `InputError` for bad input
+           show: T.Callable[[dict], None], # prints the answer for people
+           what: str, # the command, for the failure line, e.g. "trials best"
+          ) -> int:
+    "Print what `ask()` answers (JSON with `--json`, `show` otherwise), or why it could not; the exit code."
+    try:
+        reply = ask()
+    except InputError as error:
+        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
+    except Exception as error:
+        return fail(args, EXIT_FAILED, f"{what} failed: {type(error).__name__}: {error}")
+    if args.json:
+        print(json.dumps(reply, default=str))
+    else:
+        show(reply)
+    return EXIT_OK
 
 # %% ../../nbs/12g_cli_output.ipynb #c34bef0d
 def _interrupt(signum, frame):

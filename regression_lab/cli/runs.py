@@ -9,8 +9,8 @@ import argparse
 import json
 import typing as T
 
-from ..core import ConfigError, InputError
-from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_output_options, add_store_options, fail
+from ..core import ConfigError
+from .output import add_output_options, add_store_options, answer
 
 # %% auto #0
 __all__ = ['add_runs_commands', 'clean_runs', 'clean_trials', 'runs_command', 'main']
@@ -118,17 +118,7 @@ def _print(answer: dict[str, T.Any]) -> None:
 def runs_command(args: argparse.Namespace, # parsed by a parser that `add_runs_commands` extended
                 ) -> int:
     "Run `regression-lab runs clean`; the exit code: 0 done, 1 failed, 2 bad input."
-    try:
-        answer = _clean(args)
-    except InputError as error:
-        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
-    except Exception as error:
-        return fail(args, EXIT_FAILED, f"runs {args.action} failed: {type(error).__name__}: {error}")
-    if args.json:
-        print(json.dumps(answer, default=str))
-    else:
-        _print(answer)
-    return EXIT_OK
+    return answer(args, lambda: _clean(args), _print, f"runs {args.action}")
 
 # %% ../../nbs/12f_cli_runs.ipynb #f8aeb7e4
 def main(argv: T.Sequence[str] | None = None, # e.g. `["runs", "clean", "--dry-run"]`; None: `sys.argv`

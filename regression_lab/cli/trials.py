@@ -12,8 +12,8 @@ import math
 import typing as T
 from pathlib import Path
 
-from ..core import ConfigError, InputError
-from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_output_options, fail
+from ..core import ConfigError
+from .output import add_output_options, answer
 
 # %% auto #0
 __all__ = ['add_trials_commands', 'open_store', 'records', 'trials_command', 'main']
@@ -177,18 +177,10 @@ def trials_command(args: argparse.Namespace, # parsed by a parser that `add_tria
                   ) -> int:
     "Run `regression-lab trials ACTION` or `regression-lab resources`; the exit code: 0 done, 1 failed, 2 bad input."
     handler = _resources if args.command == "resources" else _HANDLERS[args.action]
-    try:
+    def ask() -> dict[str, T.Any]:
         with open_store(args.storage) as store:
-            answer = handler(store, args)
-    except InputError as error:
-        return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
-    except Exception as error:
-        return fail(args, EXIT_FAILED, f"{args.command} failed: {type(error).__name__}: {error}")
-    if args.json:
-        print(json.dumps(answer, default=str))
-    else:
-        _print(answer)
-    return EXIT_OK
+            return handler(store, args)
+    return answer(args, ask, _print, args.command)
 
 # %% ../../nbs/12e_cli_trials.ipynb #7a4b79d2
 def main(argv: T.Sequence[str] | None = None, # e.g. `["trials", "list", "--json"]`; None: `sys.argv`

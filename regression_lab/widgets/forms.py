@@ -80,8 +80,9 @@ FIELD_CHOICES: dict[tuple[type, str], T.Callable[[], list]] = {
 }
 
 ADVANCED_FIELDS: dict[type, set[str]] = {
-    MlflowService: {"artifact_location", "log_level", *(name for name in MlflowService.model_fields
-                                                        if name.startswith("autolog_"))},
+    MlflowService: {"artifact_location", "log_level", "connect_timeout", "http_retries", "http_backoff_factor",
+                    "http_timeout", "close_stale_runs", *(name for name in MlflowService.model_fields
+                                                          if name.startswith("autolog_"))},
 }
 
 # %% ../../nbs/11_widgets_forms.ipynb #e97257e4
