@@ -9,8 +9,14 @@
    `build/docs/src/`: front matter becomes the page title and file name, `show_doc` output becomes page text,
    `echo`/`output`/`include`/`code-fold` become cell tags, links become relative, navigation comes from
    `_proc/sidebar.yml`, and every API page ends with a reference of its module's public names.
+   Each documented name gets a clean signature, a parameter table from its docments, a `source` link to its line
+   and a general-index entry; an "API reference" page groups every public name by family, as the sidebar does.
+   Outputs that nbdev's pass broke get their saved outputs back; as a last resort, outputs lose the build
+   machine's paths (temporary folders, the checkout, the virtualenv) and tracebacks their frames.
 3. Sphinx with MyST-NB and sphinx-book-theme (`docs/conf.py`) renders that into `_docs/`, without executing any
-   notebook: outputs are the ones saved in `nbs/`.
+   notebook: outputs are the ones saved in `nbs/`. Then the site gets its own copy of the repository's files
+   (`_source/`: modules with numbered lines, `_notebooks/`: the notebooks to download) and the text of its pages
+   for search snippets (`_static/page_texts.js`).
 
 Every notebook nbdev sees in `nbs/` (sub-folders included) becomes a page; nothing here lists them by name.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -84,7 +91,8 @@ def proc_nbs() -> None:
     if done.returncode != 0 and not missing:
         sys.exit(f"nbdev-proc-nbs failed:\n{done.stdout}{done.stderr}")
     if missing:
-        log("WARNING: nbdev-proc-nbs stopped on a cell of " + ", ".join(map(str, missing)) + "; processing them "
+        reason = (done.stderr.strip().splitlines() or ["?"])[-1]
+        log(f"WARNING: nbdev-proc-nbs failed ({reason[:300]}); it stopped on a cell of " + ", ".join(map(str, missing)) + "; processing them "
             "leniently (nbdev runs only import, export and show_doc cells, and a cell mixing imports with code that "
             "needs earlier cells fails there)")
         for nb in missing:
@@ -213,7 +221,9 @@ def quarto_markdown(source: str) -> str:
         title = re.search(r'title="([^"]*)"', attrs)
         return f":::{{admonition}} {title.group(1)}\n:class: {kind}" if title else f":::{{{kind}}}"
     source = CALLOUT.sub(callout, source)
-    source = re.sub(r"\[source\]\((?!https?:)[^)]*\)(\{[^}]*\})?", "", source)  # no repository URL configured
+    source = re.sub(r"\[source\]\((?!https?:)[^)#]*?/blob/[^/)]+/([^)#]+)#L(\d+)\)(\{[^}]*\})?",
+                    r"[source](/_source/\1.html#L-\2)", source)  # the site's copy of the module, that line
+    source = re.sub(r"\[source\]\((?!https?:|/_source/)[^)]*\)(\{[^}]*\})?", "", source)
     return re.sub(r"(\]\([^)\s]*\))\{[^}\n]*\}", r"\1", source)
 
 
@@ -235,6 +245,7 @@ def convert_cell(cell: dict, module: str | None) -> list[dict]:
         return [md_cell(quarto_markdown(show_doc_markdown(md, module))) for md in markdown]
     cell = copy.deepcopy(cell)
     cell["source"] = source
+    scrub_outputs(cell)
     cell["metadata"] = {key: value for key, value in cell.get("metadata", {}).items()
                         if key not in ("execution", "hidden", "language")}
     tags = set(cell["metadata"].get("tags", []))
@@ -252,15 +263,69 @@ def convert_cell(cell: dict, module: str | None) -> list[dict]:
 
 
 def show_doc_markdown(markdown: str, module: str | None) -> str:
-    """nbdev's show_doc markdown, with a class shown as a class: its bases, its fields (pydantic) or constructor,
-    and the public methods it defines (nbdev shows every class as `def Name(**data)`)."""
+    """nbdev's show_doc markdown, cleaned and completed: the signature without raw reprs (a class shown as a class:
+    its bases and fields, not `def Name(**data)`), a parameter table from docments (pydantic fields: the comment
+    after each), the public methods a class defines, and an entry in the general index."""
     markdown = markdown[len("---\n"):] if markdown.startswith("---\n") else markdown
+    source = re.search(r"^\[source\]\([^)]*\)(\{[^}\n]*\})?\n*", markdown, re.M)
+    if source:  # after the heading, in a paragraph of its own that the style sheet floats right
+        markdown = markdown[: source.start()] + markdown[source.end():]
+        markdown = re.sub(r"^(#+ \S+.*)$", lambda m: f"{m.group(1)}\n\n{{.source-link}}\n"
+                          f"{source.group(0).split('{')[0].strip()}", markdown, count=1, flags=re.M)
     match = re.search(r"^#+ (\S+)", markdown, re.M)
     obj = resolve(match.group(1), module) if match and module else None
+    if obj is not None and (where := source_line(obj)):  # nbdev's line, taken again from the file the site copies
+        markdown = re.sub(r"\(/_source/[^)#]*#L-\d+\)|\(/blob/[^)]*\)", f"(/_source/{where[0]}.html#L-{where[1]})",
+                          markdown, count=1)
+    if match and "_" in match.group(1):  # `Job.__exit__` as written, not `Job.` and a bold `exit`
+        escaped = match.group(1).replace("\\_", "_").replace("_", "\\_")
+        markdown = markdown[: match.start(1)] + escaped + markdown[match.end(1):]
+    name = match.group(1) if match else ""
     if inspect.isclass(obj):
         markdown = re.sub(r"```python\n.*?\n```", lambda _: class_block(obj), markdown, count=1, flags=re.S)
+        markdown = insert_after_summary(markdown, table(class_rows(obj)))
         markdown += methods(obj)
+    elif callable(obj) and (inspect.isfunction(obj) or inspect.ismethod(obj)):
+        shown = name.split(".")[-1]
+        markdown = re.sub(r"```python\n.*?\n```", lambda _: function_block(shown, obj), markdown, count=1,
+                          flags=re.S)
+        markdown = insert_after_summary(markdown, table(parameters(obj)))
+    if match and module and not re.search(r"(^|\.)_", name):  # private helpers stay out of the index
+        kind = "class" if inspect.isclass(obj) else ("method" if "." in name else "function") if callable(obj) else "name"
+        where = f"{kind} in {getattr(obj, '__module__', None) or module}"
+        entry = f"\n\n```{{index}} single: {name} ({where})\n```\n"
+        match = re.search(r"^#+ (\S+).*$", markdown, re.M)  # inside the section the heading opens
+        markdown = markdown[: match.end()] + entry + markdown[match.end():]
     return markdown
+
+
+def source_line(obj) -> tuple[str, int] | None:
+    "The file (relative to the root) and first line of the definition of `obj`, if it is in this project."
+    import functools
+    obj = obj.fget if isinstance(obj, property) else obj.func if isinstance(obj, functools.cached_property) else obj
+    try:
+        target = inspect.unwrap(obj)
+        path = Path(inspect.getsourcefile(target)).resolve()
+        line = inspect.getsourcelines(target)[1]
+    except (TypeError, OSError):
+        return None
+    if path.suffix != ".py" or not path.is_file() or not path.is_relative_to(ROOT):
+        return None  # e.g. a notebook cell's `<ipython-input-…>`: the build ran that notebook's cells itself
+    return path.relative_to(ROOT).as_posix(), line
+
+
+def insert_after_summary(markdown: str, addition: str) -> str:
+    "Put `addition` after the signature block and the italic one-line summary that follows it, if any."
+    if not addition:
+        return markdown
+    fence = re.search(r"```python\n.*?\n```\n*", markdown, re.S)
+    if not fence:
+        return markdown + addition
+    after = fence.end()
+    summary = re.match(r"\*[^\n]*\*\n*", markdown[after:])
+    if summary:
+        after += summary.end()
+    return markdown[:after].rstrip("\n") + "\n" + addition + "\n" + markdown[after:]
 
 
 def resolve(name: str, module: str):
@@ -271,29 +336,125 @@ def resolve(name: str, module: str):
     return obj
 
 
-def short_type(annotation) -> str:
-    "A type as a reader wants it: `list[Metric]`, not `typing.List[pydantic...SerializeAsAny[regression_lab...]]`."
-    shown = annotation if isinstance(annotation, str) else (
-        annotation.__name__ if isinstance(annotation, type) else str(annotation))
-    shown = re.sub(r"\b(?:typing|typing_extensions|T|pdt|[a-z_]+(?:\.[a-z_]+)+)\.", "", shown)
-    for _ in range(3):  # SerializeAsAny[Reader] reads as Reader; Annotated[x, meta] as x
-        shown = re.sub(r"SerializeAsAny\[([^\[\]]*)\]", r"\1", shown)
-        shown = re.sub(r"Annotated\[([^,\[\]]*(?:\[[^\[\]]*\])?), [^\[\]]*(?:\[[^\[\]]*\])?[^\[\]]*\]", r"\1", shown)
-    return shown
+SCRUB = [  # reprs that only a machine reads, as a reader writes them
+    (re.compile(r"<(?:function|built-in function|cyfunction) ([\w.<>]+) at 0x[0-9a-f]+>"), r"\1"),
+    (re.compile(r"<function ([\w.<>]+)\([^<>]*\)(?: -> [^<>]*)?>"), r"\1"),
+    (re.compile(r"<bound method ([\w.]+) of [^<>]*(?:<[^<>]*>)?[^<>]*>"), r"\1"),
+    (re.compile(r"<class '(?:[\w]+\.)*(\w+)'>"), r"\1"),
+    (re.compile(r"<enum '(\w+)'>"), r"\1"),
+    (re.compile(r"<([\w.]+) object at 0x[0-9a-f]+>"), r"\1(...)"),
+]
+
+
+def scrub(shown: str) -> str:
+    "A repr without memory addresses, `<class '…'>` wrappers or module prefixes."
+    for pattern, replacement in SCRUB:
+        shown = pattern.sub(replacement, shown)
+    return re.sub(r"\b(?:typing|typing_extensions|T|pdt|pd|np|[a-z_]+(?:\.[a-z_]+)+)\.(?=[A-Za-z_])", "", shown)
+
+
+def constraint_text(meta) -> str:
+    "One piece of `Annotated` metadata as written by hand: only the settings it changes, no defaults."
+    from pydantic.fields import FieldInfo
+    if type(meta).__name__ in ("SerializeAsAny", "SkipValidation", "InstanceOf"):
+        return ""
+    if isinstance(meta, FieldInfo):
+        return ", ".join(filter(None, map(constraint_text, meta.metadata)))
+    if dataclasses_fields := getattr(type(meta), "__dataclass_fields__", None):
+        changed = {name: getattr(meta, name) for name, field in dataclasses_fields.items()
+                   if getattr(meta, name) != field.default}
+        return f"{type(meta).__name__}({', '.join(f'{k}={scrub(repr(v))}' for k, v in changed.items())})"
+    return scrub(repr(meta))
+
+
+def type_text(annotation, aliases: dict | None = None, top: bool = True) -> str:
+    """A type as a reader wants it: `dict[Name, Any]`, `Reader`, `int | None`; not `typing.Dict[...]`,
+    `<class '….TrainingJob'>` or `Annotated[str, StringConstraints(strip_whitespace=None, …)]`. `aliases`: the
+    module's named types (`Name = Annotated[str, …]`), shown by name; other `Annotated` types show their base
+    type, and their constraints only when `top` (the definition of an alias)."""
+    aliases = aliases or {}
+    if isinstance(annotation, str):
+        return scrub(annotation)
+    if isinstance(annotation, T.ForwardRef):
+        return annotation.__forward_arg__
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    for name, alias in aliases.items():
+        try:
+            if alias is annotation or (T.get_origin(annotation) is not None and alias == annotation):
+                return name
+        except Exception:
+            pass
+    origin, args = T.get_origin(annotation), T.get_args(annotation)
+    inner = lambda value: type_text(value, aliases, top=False)
+    if origin is T.Annotated:
+        base = inner(args[0])
+        constraints = [c for c in map(constraint_text, args[1:]) if c] if top else []
+        return f"Annotated[{base}, {', '.join(constraints)}]" if constraints else base
+    if origin in (T.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(inner(arg) for arg in args)
+    if origin is T.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None:
+        name = getattr(origin, "__name__", None) or scrub(str(origin))
+        if name == "Callable" and args and isinstance(args[0], list):
+            return f"Callable[[{', '.join(map(inner, args[0]))}], {inner(args[1])}]"
+        return f"{name}[{', '.join(map(inner, args))}]" if args else name
+    if isinstance(annotation, type):
+        return annotation.__qualname__ if "<locals>" not in annotation.__qualname__ else annotation.__name__
+    if isinstance(annotation, T.TypeVar):
+        return annotation.__name__
+    return scrub(str(annotation))
+
+
+short_type = type_text  # the name the rest of this file used
 
 
 def plain_repr(value, limit: int = 300) -> str:
-    "A constant as written, without module prefixes, cut at `limit` characters."
-    shown = re.sub(r"\b(?:typing|typing_extensions|[a-z_]+(?:\.[a-z_]+)+)\.", "", repr(value))
+    "A constant as written, without module prefixes or memory addresses, cut at `limit` characters."
+    shown = scrub(repr(value))
     return shown if len(shown) <= limit else shown[:limit] + " …"
 
 
 def short_value(value) -> str:
-    "A default as it would be written: a pydantic model with only the fields it changes."
+    "A default as it would be written: a class or function by name, a pydantic model with the fields it changes."
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.ismethod(value):
+        return value.__qualname__
     if hasattr(type(value), "model_fields") and hasattr(value, "model_dump"):
         changed = value.model_dump(exclude_defaults=True, exclude={"KIND"})
         return f"{type(value).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-    return reprlib.repr(value)
+    return scrub(reprlib.repr(value))
+
+
+def module_aliases(obj) -> dict:
+    "The named types (`Name = Annotated[...]`, `Split = tuple[...]`) of the module that defines `obj`."
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return {name: value for name, value in vars(module).items() if not name.startswith("_")
+            and (T.get_origin(value) is not None)} if module else {}
+
+
+def parameters(function) -> list[tuple[str, str, str, str]]:
+    "(name, type, default, docment) of each parameter, `self` left out; docments are the `# comment`s."
+    from fastcore.docments import docments
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return []
+    try:
+        comments = docments(function, full=False) or {}
+    except Exception:
+        comments = {}
+    aliases, found = module_aliases(function), []
+    for param in signature.parameters.values():
+        if param.name in ("self", "cls"):
+            continue
+        name = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "") + param.name
+        kind = "" if param.annotation is param.empty else type_text(param.annotation, aliases, top=False)
+        default = "" if param.default is param.empty else short_value(param.default)
+        found.append((name, kind, default, comments.get(param.name) or ""))
+    return found
 
 
 def signature_text(function) -> str:
@@ -303,33 +464,102 @@ def signature_text(function) -> str:
     except (TypeError, ValueError):
         return "(...)"
     params = []
-    for param in signature.parameters.values():
-        if param.name in ("self", "cls"):
-            continue
-        shown = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "") + param.name
-        if param.annotation is not param.empty:
-            shown += f": {short_type(param.annotation)}"
-        if param.default is not param.empty:  # PEP 8: spaces around `=` only after an annotation
-            annotated = param.annotation is not param.empty
-            shown += f" = {short_value(param.default)}" if annotated else f"={short_value(param.default)}"
+    for name, kind, default, _ in parameters(function):
+        shown = name + (f": {kind}" if kind else "")
+        if default:  # PEP 8: spaces around `=` only after an annotation
+            shown += f" = {default}" if kind else f"={default}"
         params.append(shown)
-    returns = "" if signature.return_annotation is signature.empty else f" -> {short_type(signature.return_annotation)}"
+    returns = "" if signature.return_annotation is signature.empty else \
+        f" -> {type_text(signature.return_annotation, module_aliases(function), top=False)}"
     return f"({', '.join(params)}){returns}"
+
+
+def function_block(name: str, function) -> str:
+    "A function's signature, one parameter a line when it has several, as nbdev lays it out."
+    head = "async def" if inspect.iscoroutinefunction(function) else "def"
+    shown = signature_text(function)
+    if shown.count(": ") + shown.count("=") > 2 or len(shown) > 90:
+        inner, _, returns = shown[1:].rpartition(")")
+        params = [f"    {p}," for p in split_top(inner)]
+        shown = "(\n" + "\n".join(params) + "\n)" + returns
+    return f"```python\n{head} {name}{shown}\n```"
+
+
+def split_top(text_: str) -> list[str]:
+    "Split `a: dict[str, int], b=1` at the commas outside brackets and quotes."
+    parts, depth, quote, current = [], 0, None, ""
+    for char in text_:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current.strip()); current = ""; continue
+        current += char
+    return [p for p in parts + [current.strip()] if p]
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    "The `# comment` after each field of a class and of its bases (docments for pydantic fields)."
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        body = [line for line in lines[1:] if line.strip()]
+        indent = min((len(line) - len(line.lstrip()) for line in body), default=4)
+        for line in body:
+            match = re.match(r"^ {%d}(\w+)\s*:[^#]*#\s*(.+)$" % indent, line)
+            if match and "'" not in match.group(2)[:0]:
+                found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> str:
+    "A parameter table as nbdev draws one: name, type, default, details."
+    if not rows:
+        return ""
+    cell = lambda value: value.replace("|", "\\|").replace("\n", " ")
+    lines = ["| | **Type** | **Default** | **Details** |", "|---|---|---|---|"]
+    lines += [f"| **{cell(n)}** | {'`' + cell(k) + '`' if k else ''} | {'`' + cell(d) + '`' if d else ''} | "
+              f"{cell(c)} |" for n, k, d, c in rows]
+    return "\n\n" + "\n".join(lines) + "\n"
+
+
+def class_rows(cls: type) -> list[tuple[str, str, str, str]]:
+    "(name, type, default, docment) of each field of a pydantic class, or of the constructor's parameters."
+    fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, dict):
+        return parameters(cls.__init__) if "__init__" in vars(cls) else []
+    comments, aliases, rows = field_comments(cls), module_aliases(cls), []
+    for name, field in fields.items():
+        if name == "KIND":
+            continue
+        kind = type_text(field.annotation, aliases, top=False)
+        if field.default_factory is not None:
+            default = f"{getattr(field.default_factory, '__name__', 'factory')}()"
+        else:
+            default = "" if field.is_required() else short_value(field.default)
+        rows.append((name, kind, default, field.description or comments.get(name, "")))
+    return rows
 
 
 def class_block(cls: type) -> str:
     "A class as a reader needs its signature: bases, then its fields (pydantic) or its constructor."
-    bases = ", ".join(short_type(base) for base in cls.__bases__ if base is not object)
+    bases = ", ".join(type_text(base) for base in cls.__bases__ if base is not object)
     lines = [f"class {cls.__name__}({bases}):" if bases else f"class {cls.__name__}:"]
     fields = getattr(cls, "model_fields", None)
     if isinstance(fields, dict):
-        for name, field in fields.items():
-            line = f"    {name}: {short_type(field.annotation)}"
-            if field.default_factory is not None:
-                line += f" = {getattr(field.default_factory, '__name__', 'factory')}()"
-            elif not field.is_required():
-                line += f" = {short_value(field.default)}"
-            lines.append(line + (f"  # {field.description}" if field.description else ""))
+        kind = fields.get("KIND")
+        if kind is not None and isinstance(kind.default, str):
+            lines.append(f"    KIND = {kind.default!r}")
+        for name, kind_, default, _ in class_rows(cls):
+            lines.append(f"    {name}: {kind_}" + (f" = {default}" if default else ""))
     elif "__init__" in vars(cls):
         lines.append(f"    def __init__{signature_text(cls.__init__)}: ...")
     if len(lines) == 1:
@@ -361,6 +591,7 @@ def headings(markdown: str) -> list[tuple[int, str]]:
             fenced = not fenced
         elif not fenced and (match := HEADING.match(line)):
             plain = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(2)).replace("`", "").replace("*", "")
+            plain = re.sub(r"\\(.)", r"\1", plain)  # markdown escapes: `Job.\_\_exit\_\_` reads Job.__exit__
             found.append((len(match.group(1)), plain))
     return found
 
@@ -400,26 +631,75 @@ def reference(page: Page, pages: dict[str, Page], documented: dict[str, dict[str
             link = f"#{documented[page.docname][name]}"
         elif ours and home_page:
             link = f"/{home_page.docname}.html#{documented[home_page.docname][name]}"
-        else:  # documented nowhere: here
-            link = f"#{anchor(name)}"
+        else:  # documented nowhere: here, under a label of its own if its anchor is taken (`process_tags`)
+            taken = anchor(name) in documented[page.docname].values()
+            label = f"{anchor(name)}-{kind}" if taken else ""
+            link = f"#{label or anchor(name)}"
+            target = f"({label})=\n" if label else ""
             if ours:
-                details.append(linkify(show_doc_markdown(show_doc(value, name=name)._repr_markdown_(), page.module)))
+                details.append(target + linkify(show_doc_markdown(show_doc(value, name=name)._repr_markdown_(),
+                                                                  page.module)).lstrip())
             elif kind == "alias":
-                details.append(f"### {name}\n\n```python\n{name} = {home}.{value.__qualname__}\n```")
+                details.append(f"{target}### {name}\n\n```python\n{name} = {home}.{value.__qualname__}\n```")
             else:
-                details.append(f"### {name}\n\n```python\n{name} = {plain_repr(value)}\n```")
+                shown = type_text(value, module_aliases(module)) if T.get_origin(value) else plain_repr(value)
+                details.append(f"{target}### {name}\n\n```{{index}} single: {name} (name in {module.__name__})\n```\n\n"
+                               f"```python\n{name} = {shown}\n```")
         if kind == "constant":  # a type alias reads as its type; a value as its repr
-            summary = f"`{short_type(value) if hasattr(value, '__origin__') else plain_repr(value, 60)}`"
+            summary = f"`{type_text(value) if T.get_origin(value) else plain_repr(value, 60)}`"
         elif kind == "alias":
             summary = f"`{home}.{value.__qualname__}`"
         else:
             summary = linkify((inspect.getdoc(value) or "").split("\n")[0])
         rows.append(f"| [`{name}`]({link}) | {kind} | {summary.replace('|', chr(92) + '|')} |")
+        API_ROWS.setdefault(module.__name__, []).append(
+            (name, kind, f"/{page.docname}.html{link}" if link.startswith("#") else link, summary))
     if not rows:
         return ""
     table = (f"## Reference: {module.__name__}\n\nThe public names of `{module.__name__}`, each linked to its "
              f"signature and docstring.\n\n| name | kind | what it is |\n|---|---|---|\n" + "\n".join(rows))
     return quarto_markdown("\n\n".join([table, *details]))
+
+
+API_ROWS: dict[str, list[tuple[str, str, str, str]]] = {}  # module → (name, kind, link, summary), by reference()
+
+FAMILIES = {  # the API reference's groups, by the first part of a module's name; the order of the sidebar
+    "Core & services": ("core", "services"),
+    "Data & components": ("data", "splitters", "models", "metrics", "registries", "trials", "experiments"),
+    "Jobs": ("jobs",), "Configs": ("configs",), "Pipelines": ("pipelines",), "Widgets": ("widgets",),
+    "Command line": ("cli",), "Serving": ("serving",),
+}
+
+
+def family_of(module: str | None) -> str:
+    "The API reference group of a module (`regression_lab.jobs.training` → `Jobs`); `More` for the unknown."
+    part = (module or "").split(".")[1] if module and "." in module else ""
+    return next((name for name, parts in FAMILIES.items() if part in parts), "More")
+
+
+def api_overview(pages: dict[str, Page]) -> dict:
+    "The API reference page: every public name of the package, by family, then by module, linked to its docs."
+    by_module = {p.module: p for p in pages.values() if p.module}
+    sections = ["# API reference", "Every public name of the package, grouped as the sidebar groups the chapters: "
+                "each links to its signature, parameter table and source; the chapter says why it exists."]
+    seen: set[str] = set()
+    for family in [*FAMILIES, "More"]:
+        modules = [m for m in sorted(API_ROWS, key=lambda m: by_module[m].source.as_posix() if m in by_module else m)
+                   if family_of(m) == family and API_ROWS[m]]
+        if not modules:
+            continue
+        sections.append(f"## {family}")
+        for module in modules:
+            page = by_module.get(module)
+            rows_here = [row for row in API_ROWS[module] if row[2] not in seen]  # a package's re-exports: once
+            seen.update(row[2] for row in rows_here)
+            if not rows_here:
+                continue
+            title = f"[{page.title}](/{page.docname}.html)" if page else module
+            rows = "\n".join(f"| [`{n}`]({link}) | {kind} | {summary.replace('|', chr(92) + '|')} |"
+                             for n, kind, link, summary in rows_here)
+            sections.append(f"### {title}\n\n`{module}`\n\n| name | kind | what it is |\n|---|---|---|\n{rows}")
+    return {"cells": [md_cell("\n\n".join(sections))], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
 LINK = re.compile(r"(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
@@ -439,6 +719,9 @@ def relative_links(markdown: str, page: Page, pages: dict[str, Page], anchors: d
         if re.match(r"^[a-z][a-z0-9+.-]*:|^//", url, re.I):
             return match.group(0)  # external
         path, _, fragment = url.partition("#")
+        if path.startswith(("/_source/", "/_notebooks/")):  # files the build adds beside the pages
+            return f"{match.group(1)}{posixpath.relpath(path[1:], here or '.')}{'#' + fragment if fragment else ''}" \
+                   f"{match.group(3)}"
         if not path:
             target = page.docname
         else:
@@ -503,14 +786,32 @@ def navigation(pages: dict[str, Page]) -> tuple[str, dict[str, str], dict[str, s
             groups.append((caption(item["section"]), first + entries(item.get("contents", []), item["section"])))
         else:
             loose += entries([item], "")
-    if loose:
-        api = all(pages[doc.lstrip("/")].module for doc in loose)
-        groups.append(("API reference" if api else "Chapters", loose))
+    if "api" in pages:  # the overview, then the chapters grouped by family as it groups them
+        groups.append(("API reference", [f"All public names <{entry('api')}>"]))
+    chapters = [doc for doc in loose if not pages[doc.lstrip("/")].module]
+    for family in [*FAMILIES, "More"]:
+        inside = [nav_entry(pages[doc.lstrip("/")], family) for doc in loose if pages[doc.lstrip("/")].module
+                  and family_of(pages[doc.lstrip("/")].module) == family]
+        if inside:
+            groups.append((family, inside))
+    if chapters:
+        groups.append(("Chapters", chapters))
     unlisted = [entry(name) for name in pages if name not in listed]
     if unlisted:  # a page that a hand-written sidebar forgot still gets a place
         groups.append(("More", unlisted))
     nav = "\n\n".join(toctree(docs, caption=title) for title, docs in groups if docs)
     return nav, generated, appended
+
+
+def nav_entry(page: Page, family: str) -> str:
+    """A toctree entry; a page titled as its group (`Pipelines` under *Pipelines*) is listed by what its module
+    holds (`Declaration`), so no name shows twice in the sidebar."""
+    if page.title.strip().lower() != family.lower():
+        return "/" + page.docname
+    parts = page.module.split(".")
+    shown = f"{family} package" if Path(importlib.util.find_spec(page.module).origin or "").name == "__init__.py" else \
+        parts[-1].replace("_", " ").capitalize()
+    return f"{page.module if shown.lower() == family.lower() else shown} </{page.docname}>"
 
 
 def caption(section: str) -> str:
@@ -534,13 +835,17 @@ def convert() -> list[Page]:
 
     pages: dict[str, Page] = {}
     for source in source_notebooks():
-        nb = json.loads((PROC / source).read_text())
+        if not (PROC / source).exists():  # a notebook added while the build ran: the next build has it
+            log(f"WARNING: {source} appeared during the build: left out")
+            continue
+        nb = restore_saved_outputs(json.loads((PROC / source).read_text()), cfg.nbs_path / source)
         meta = front_matter(nb)
         output = meta.get("output-file") or source.with_suffix(".html").name
         docname = (source.parent / output).with_suffix("").as_posix()
         title = meta.get("title") or source.stem
         module = default_exp(source)
-        cells = [md_cell(f"# {title}" + (f"\n\n{{.lead}}\n{meta['description']}" if meta.get("description") else ""))]
+        cells = [md_cell(f"# {title}" + (f"\n\n{{.lead}}\n{meta['description']}" if meta.get("description") else "")
+                         + page_links(source, module, cfg))]
         for cell in nb["cells"]:
             cells += convert_cell(cell, module)
         nb["cells"] = cells
@@ -554,7 +859,10 @@ def convert() -> list[Page]:
     for page in pages.values():
         if page.module and (section := reference(page, pages, documented)):
             page.nb["cells"].append(md_cell(section))
-    anchors = {name: {anchor(h) for _, h in headings(markdown_of(page))} for name, page in pages.items()}
+    pages["api"] = Page(Path("api.ipynb"), "api", "API reference", None, api_overview(pages))
+    anchors = {name: {anchor(h) for _, h in headings(markdown_of(page))}
+                     | set(re.findall(r"^\(([\w-]+)\)=$", markdown_of(page), re.M))  # MyST labels
+               for name, page in pages.items()}
 
     nav, generated, appended = navigation(pages)
     for page in pages.values():
@@ -581,6 +889,151 @@ def convert() -> list[Page]:
     if "index" not in pages:
         sys.exit("no nbs/index.ipynb: the site needs a landing page")
     return list(pages.values())
+
+
+def restore_saved_outputs(nb: dict, source: Path) -> dict:
+    """Give back the outputs saved in the notebook to cells that nbdev's docs pass re-ran and broke: it re-runs a
+    cell that starts with an import without the cells before it, and its NameError replaces the real output."""
+    saved = {cell.get("id"): cell for cell in json.loads(source.read_text())["cells"] if cell.get("id")}
+    for cell in nb["cells"]:
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            original = saved.get(cell.get("id"))
+            cell["outputs"] = original.get("outputs", []) if original else \
+                [out for out in cell["outputs"] if out.get("output_type") != "error"]
+    return nb
+
+
+MACHINE_PATHS = [  # last resort, for outputs saved before their chapters showed paths relative (see the README)
+    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<cell>"),
+    (re.compile(r"(?:[\w.~-]*/)*(?:site|dist)-packages/"), ""),
+    (re.compile(r"(?:[\w.~-]*/)*\.venv\b[\w./-]*"), "…"),  # what is left: a path cut inside the virtualenv
+    (re.compile(r"/tmp/[\w.-]+/"), ""),
+    (re.compile(r"/tmp/[\w.-]+\b"), "."),
+]
+
+
+PYTHON_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):\n(?:[ \t]+.*\n)+", re.M)
+
+
+def without_machine_paths(value: str, root: str = str(ROOT) + "/") -> str:
+    """Output text with the build machine's folders left out (temp folders, the virtualenv, the checkout) and a
+    printed traceback cut to its last line, the error (e.g. a thread's, which Python prints to stderr)."""
+    value = PYTHON_TRACEBACK.sub("", value.replace(root, ""))
+    for pattern, replacement in MACHINE_PATHS:
+        value = pattern.sub(replacement, value)
+    return value
+
+
+def scrub_outputs(cell: dict) -> None:
+    "Apply `without_machine_paths` to every text output of a code cell; an error keeps its name and message."
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            out["traceback"] = [f"{out.get('ename')}: {without_machine_paths(out.get('evalue', ''))}"]
+        if "text" in out:
+            out["text"] = without_machine_paths(text(out["text"]))
+        for mime, value in out.get("data", {}).items():
+            if mime.startswith("text/") or mime in ("application/json",):
+                if isinstance(value, (str, list)):
+                    out["data"][mime] = without_machine_paths(text(value))
+
+
+def page_links(source: Path, module: str | None, cfg) -> str:
+    "The line under a page's title: download its notebook, read its module's source, the repository."
+    links = [f"[Download the notebook](/_notebooks/{source.as_posix()})"]
+    if module:
+        path = module_file(module)
+        if path:
+            links.append(f"[Source: `{path}`](/_source/{path}.html)")
+    git_url = cfg.get("git_url") or ""
+    links.append(f"[Repository]({git_url})" if git_url.startswith("http") else "[Repository files](/_source/index.html)")
+    return "\n\n{.page-links}\n" + " · ".join(links)
+
+
+def module_file(module: str) -> str | None:
+    "The file of a module, relative to the project's root (`regression_lab/jobs/base.py`)."
+    spec = importlib.util.find_spec(module)
+    origin = Path(spec.origin) if spec and spec.origin else None
+    return origin.relative_to(ROOT).as_posix() if origin and origin.is_relative_to(ROOT) else None
+
+
+def repository_files() -> list[Path]:
+    "What the site copies of the repository: the package's modules and the notebooks, relative to the root."
+    from nbdev.config import get_config
+    cfg = get_config()
+    package = sorted(p.relative_to(ROOT) for p in cfg.lib_path.rglob("*.py") if "__pycache__" not in p.parts)
+    return package + [cfg.nbs_path.relative_to(ROOT) / nb for nb in source_notebooks()]
+
+
+SOURCE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;margin:1.5rem;}} .highlight{{background:#f8f8f8;}}
+td.linenos a{{color:#999;text-decoration:none;}} pre{{margin:0;line-height:1.4;}}
+:target{{background:#fff3b0;}} {css}</style></head>
+<body><p><a href="{home}">{project}</a> / {crumbs}</p><h1>{title}</h1>
+{body}</body></html>
+"""
+
+
+def page_texts(page_limit: int = 20_000, section_limit: int = 3_000) -> int:
+    """Write `_docs/_static/page_texts.js`: the text of each page and of each of its sections, from which
+    `search_snippets.js` shows a snippet under every search result (Sphinx would fetch() the page: refused from
+    file://). Cut at `page_limit` / `section_limit` characters to keep the search page quick to load."""
+    from bs4 import BeautifulSoup
+    texts = {}
+    for html in sorted(SITE.rglob("*.html")):
+        docname = html.relative_to(SITE).with_suffix("").as_posix()
+        if docname.startswith("_") or docname in ("search", "genindex"):
+            continue
+        soup = BeautifulSoup(html.read_text(), "html.parser")
+        main = soup.select_one('[role="main"] article') or soup.select_one('[role="main"]')
+        if main is None:
+            continue
+        for element in main.select(".headerlink, script, style, .copybtn"):
+            element.decompose()
+        squeeze = lambda node: re.sub(r"\s+", " ", node.get_text(" ")).strip()
+        sections = {node["id"]: squeeze(node)[:section_limit] for node in main.select("section[id]")}
+        texts[docname] = {"text": squeeze(main)[:page_limit], "sections": sections}
+    (SITE / "_static" / "page_texts.js").write_text(
+        "window.PAGE_TEXTS = " + json.dumps(texts, ensure_ascii=False, separators=(",", ":")) + ";\n")
+    return len(texts)
+
+
+def source_pages(project: str) -> int:
+    """Write `_docs/_source/`: each module as a page with numbered lines (`#L-25`, where the API reference's
+    `source` links point), an index of the repository's files, and `_docs/_notebooks/`: the notebooks to
+    download. Offline, so the site carries its own copy instead of linking to a code host."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+    formatter = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True)
+    css = formatter.get_style_defs(".highlight")
+    files = repository_files()
+    for relative in files:
+        if relative.suffix == ".ipynb":
+            target = SITE / "_notebooks" / relative.relative_to(relative.parts[0])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / relative, target)
+            continue
+        target = SITE / "_source" / f"{relative.as_posix()}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        depth = len(relative.parts)
+        body = highlight((ROOT / relative).read_text(), PythonLexer(), formatter)
+        target.write_text(SOURCE_PAGE.format(title=relative.as_posix(), css=css, project=project, body=body,
+                                             home="../" * depth + "index.html",
+                                             crumbs=f'<a href="{"../" * (depth - 1)}index.html">files</a>'))
+    items = []
+    for relative in files:
+        if relative.suffix == ".ipynb":
+            href = "../_notebooks/" + relative.relative_to(relative.parts[0]).as_posix()
+            items.append(f'<li><a href="{href}">{relative.as_posix()}</a> (notebook, download)</li>')
+        else:
+            items.append(f'<li><a href="{relative.as_posix()}.html">{relative.as_posix()}</a></li>')
+    (SITE / "_source" / "index.html").write_text(SOURCE_PAGE.format(
+        title="Repository files", css="", project=project, home="../index.html", crumbs="files",
+        body="<p>The package's modules (generated from the notebooks by <code>nbdev-export</code>) and the "
+             "notebooks they come from, as this site was built.</p><ul>" + "\n".join(items) + "</ul>"))
+    return len(files)
 
 
 def write_notebook(nb: dict, path: Path) -> None:
@@ -612,6 +1065,9 @@ def sphinx() -> None:
         sys.exit("sphinx-build failed")
     (HTML / ".nojekyll").touch()
     shutil.move(HTML, SITE)
+    log(f"page texts of {page_texts()} pages → _docs/_static/page_texts.js (search snippets)")
+    from nbdev.config import get_config
+    log(f"{source_pages(get_config().get('title') or 'site')} repository files → _docs/_source/, _docs/_notebooks/")
 
 
 def main() -> None:

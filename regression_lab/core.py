@@ -14,7 +14,7 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'Kind', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError',
+__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError',
            'mask_secrets', 'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import re
 import subprocess
 import sys
 import time
@@ -101,6 +102,13 @@ class Visit:
     nav: list[str]                    # the sidebar's links
     references: dict[str, dict]       # module → {public name → URL}, from "Reference: module" sections
     broken_images: list[str]
+    text: str                         # what the page's article says, as rendered
+    output_text: str                  # what its cells' outputs show
+    doc_text: str                     # its prose and API docs: the article without cells
+    source_links: list[list[str]]     # [documented name, URL] of each show_doc's `source` link
+    parameter_tables: int             # tables headed Type / Default / Details
+    nav_titles: list[str]             # the sidebar's entries, as shown
+    nav_captions: list[str]           # the sidebar's group captions
 
 
 PAGE_FACTS = r"""() => {
@@ -131,6 +139,23 @@ PAGE_FACTS = r"""() => {
     references,
     broken_images: [...document.querySelectorAll("img")].filter((img) => !img.complete || img.naturalWidth === 0)
                                                          .map((img) => img.src),
+    text: (document.querySelector("article") || document.body).innerText,
+    output_text: [...document.querySelectorAll("div.cell_output")].map((o) => o.innerText).join("\n"),
+    doc_text: (() => {
+      const article = (document.querySelector("article") || document.body).cloneNode(true);
+      article.querySelectorAll("div.cell").forEach((cell) => cell.remove());
+      return article.textContent;
+    })(),
+    source_links: [...document.querySelectorAll("p.source-link a")].map((a) => {
+      const section = a.closest("section");
+      const heading = section && section.querySelector("h1,h2,h3,h4,h5,h6");
+      return [clean(heading && heading.textContent), a.href];
+    }),
+    parameter_tables: [...document.querySelectorAll("table")].filter((t) => /Type[\s\S]*Default[\s\S]*Details/
+                                                                       .test(t.querySelector("tr").innerText))
+                                                           .length,
+    nav_titles: [...document.querySelectorAll("nav.bd-docs-nav a[href]")].map((a) => a.innerText.trim()),
+    nav_captions: [...document.querySelectorAll("nav.bd-docs-nav p.caption")].map((p) => p.innerText.trim()),
   };
 }"""
 
@@ -300,6 +325,7 @@ def test_landing_page_screenshot(tab, site):
     ("tutorials/widget_builder.html", ["builder-form.png", "builder-results.png", "builder-dark.png", "runs-browser.png"]),
     ("widgets_builder.html", ["builder-form.png", "builder-results.png", "builder-dark.png"]),
     ("widgets_runs_browser.html", ["runs-browser.png"]),
+    ("widgets_study_browser.html", ["study-browser.png", "study-browser-dark.png"]),
 ])
 def test_widget_pages_show_pictures_of_the_widgets(tab, site, page_name, pictures):
     # when: opening a page about the widgets
@@ -309,3 +335,158 @@ def test_widget_pages_show_pictures_of_the_widgets(tab, site, page_name, picture
                                       ".map(i => i.src.split('/').pop())")
     assert all(picture in shown for picture in pictures), shown
     assert not tab.errors, tab.errors
+
+
+# ================================================================================================ nbdev's standard
+
+def api_pages(crawl, site) -> dict[str, Visit]:
+    "The crawled pages that document a module: they end with a 'Reference: module' section."
+    return {url: visit for url, visit in crawl.items() if visit.references}
+
+
+def test_every_documented_name_links_to_its_source_line(crawl, site):
+    # given: the `source` link of every name a show_doc documents
+    links = [(url, name, link) for url, visit in api_pages(crawl, site).items() for name, link in visit.source_links]
+    assert len(links) > 100, len(links)
+    problems = []
+    for url, name, link in links:
+        target, fragment = page_key(link), urlsplit(link).fragment
+        # then: it points at the site's copy of the module, at a numbered line that exists ...
+        if not target.startswith((site / "_source").as_uri()) or not re.fullmatch(r"L-\d+", fragment):
+            problems.append(f"{url}: {name}: {link} is not a line of a module's source page")
+            continue
+        if target not in crawl or fragment not in crawl[target].sections:
+            problems.append(f"{url}: {name}: {link} points at a missing page or line")
+            continue
+        # ... where the name is defined (its def, class or assignment, or the decorators just above it)
+        module = ROOT / local_path(target).relative_to(site / "_source").with_suffix("")
+        line = int(fragment[2:])
+        nearby = "\n".join(module.read_text().splitlines()[line - 1: line + 4])
+        if not re.search(rf"\b(def|class)\s+{re.escape(name.split('.')[-1])}\b|^{re.escape(name)}\s*[:=]",
+                         nearby, re.M):
+            problems.append(f"{url}: {name}: line {line} of {module.name} does not define it:\n{nearby}")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_api_pages_have_parameter_tables_from_docments(crawl, site, tab):
+    # then: the API pages carry parameter tables (nbdev's Type / Default / Details) ...
+    tables = sum(visit.parameter_tables for visit in api_pages(crawl, site).values())
+    assert tables > 50, tables
+    # ... and a pydantic component's table holds its fields with the comments written beside them
+    page = tab.open((site / "models.html").as_uri())
+    row = page.locator("section#ridgemodel table tr", has_text="alpha")
+    assert "strength of the L2 penalty" in row.inner_text(), row.inner_text()
+    assert not tab.errors, tab.errors
+
+
+def test_signatures_are_clean_and_private_names_unlisted(crawl, site):
+    # then: no API page shows a raw repr in a signature, a default or a reference table
+    raw = re.compile(r"<class '|<function |object at 0x|at 0x[0-9a-f]{6,}|StringConstraints\(strip_whitespace"
+                     r"|PydanticUndefined|typing\.")
+    problems = [f"{url}: {match.group(0)!r} in …{visit.doc_text[max(0, match.start() - 80):match.end() + 40]!r}"
+                for url, visit in api_pages(crawl, site).items() for match in raw.finditer(visit.doc_text)]
+    assert not problems, "\n".join(problems[:20])
+    # and `Kind`, a shorthand the chapters use, is not presented as a public name
+    core = crawl[(site / "core.html").as_uri()]
+    assert "Kind" not in core.references["regression_lab.core"], core.references
+
+
+def test_grouped_api_reference_lists_every_public_name(crawl, site):
+    # when: opening the API reference page
+    visit = crawl[(site / "api.html").as_uri()]
+    families = [visit.sections[key]["heading"] for key in visit.sections if visit.sections[key]["heading"]]
+    for family in ("Core & services", "Data & components", "Jobs", "Configs", "Pipelines", "Widgets",
+                   "Command line", "Serving"):
+        # then: it has a section per family ...
+        assert family in families, families
+    # ... that together name every public name of every module, each linked
+    linked = set(re.findall(r"^(\S+)\t", visit.text, re.M)) | set(visit.text.split())
+    missing = [f"{module}.{name}" for module in module_names()
+               for name in getattr(importlib.import_module(module), "__all__", []) if name not in linked]
+    assert not missing, missing
+
+
+def test_copy_buttons_and_page_links(tab, site):
+    # when: opening an API page
+    page = tab.open((site / "core.html").as_uri())
+    # then: code blocks have copy buttons ...
+    page.wait_for_selector("button.copybtn", state="attached", timeout=5_000)
+    assert page.locator("button.copybtn").count() >= page.locator("div.cell_input").count() > 5
+    # ... and under the title: the notebook to download, the module's source and the repository
+    links = dict(page.eval_on_selector_all("p.page-links a", "as => as.map(a => [a.innerText, a.href])"))
+    notebook = next(href for text, href in links.items() if "notebook" in text.lower())
+    assert local_path(notebook).name == "00_core.ipynb" and local_path(notebook).is_file(), links
+    assert local_path(notebook).read_bytes() == (ROOT / "nbs" / "00_core.ipynb").read_bytes()
+    assert any("Repository" in text for text in links), links
+    assert not tab.errors, tab.errors
+
+
+def test_general_index_has_entries(tab, site):
+    # when: opening the general index
+    page = tab.open((site / "genindex.html").as_uri())
+    entries = page.eval_on_selector_all("table.indextable a", "as => as.map(a => [a.innerText, a.href])")
+    # then: it lists the documented names, each linking to the section that documents it
+    assert len(entries) > 150, len(entries)
+    training = [href for text, href in entries if text.startswith("TrainingJob (class")]
+    assert training and page_key(training[0]).endswith("/jobs_training.html"), training
+    assert not any(text.startswith("_") for text, _ in entries), "private names are indexed"
+    assert not tab.errors, tab.errors
+
+
+def test_search_results_have_snippets_and_no_repeats(tab, site):
+    # when: searching for a class, from file://
+    page = tab.open((site / "search.html").as_uri() + "?q=TrainingJob")
+    page.wait_for_selector("#search-results ul.search li p.context", timeout=15_000)
+    page.wait_for_function("document.querySelector('#search-summary, .search-summary, #search-results p')"
+                           " && !document.querySelector('#search-results h2').innerText.includes('Searching')",
+                           timeout=15_000)
+    hits = page.eval_on_selector_all("#search-results ul.search > li", "lis => lis.map(li => [li.querySelector"
+                                     "('a').href, (li.querySelector('p.context') || {}).innerText || ''])")
+    # then: every hit shows a snippet of the text around the word, and no hit is listed twice
+    assert len(hits) > 3, hits
+    assert all("TrainingJob" in snippet for _, snippet in hits[:5]), hits[:5]
+    links = [link for link, _ in hits]
+    assert len(links) == len(set(links)), [link for link in links if links.count(link) > 1]
+    assert not tab.errors, tab.errors
+
+
+MACHINE_TEXT = re.compile(r"/tmp/|\.venv|site-packages|/work/|/root/|/home/|ipykernel_|"
+                          r"File \"[^\"]+\", line \d+|Cell In\[\d+\]|ipython-input-")
+
+
+def test_no_page_shows_machine_paths_or_kernel_tracebacks(crawl, site):
+    # then: no output on any page shows where the site was built, or a kernel's traceback
+    problems = [f"{url}: …{visit.output_text[max(0, match.start() - 80):match.end() + 40]!r}"
+                for url, visit in crawl.items() for match in MACHINE_TEXT.finditer(visit.output_text)]
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_pipeline_drawings_are_shown_at_their_natural_size(tab, site):
+    # when: opening the drawing chapter
+    page = tab.open((site / "pipelines_drawing.html").as_uri())
+    sizes = page.eval_on_selector_all("div.cell_output img[src$='.svg']",
+                                      "is => is.map(i => [i.width, i.naturalWidth])")
+    # then: each drawing is as wide as it was drawn: its labels keep their 12-px font
+    assert len(sizes) >= 5, sizes
+    assert all(shown == natural for shown, natural in sizes), sizes
+    assert any(natural > 800 for _, natural in sizes), sizes  # a wide one, wider than the text column
+    assert not tab.errors, tab.errors
+
+
+def test_sidebar_lists_each_page_once(crawl, site):
+    # then: no entry of the sidebar repeats a title or a page
+    index = crawl[(site / "index.html").as_uri()]
+    titles = index.nav_titles
+    assert len(titles) == len(set(titles)), sorted({t for t in titles if titles.count(t) > 1})
+    assert not set(titles) & set(index.nav_captions), set(titles) & set(index.nav_captions)  # `Pipelines` once
+    assert len(index.nav) == len({page_key(link) for link in index.nav})
+
+
+def test_training_chapter_lists_all_eleven_steps(tab, site):
+    # when: opening the training chapter
+    page = tab.open((site / "jobs_training.html").as_uri())
+    steps = page.locator("article ol").first.locator(":scope > li")
+    # then: its list of steps shows 1 to 11, all visible
+    assert steps.count() == 11
+    assert all(steps.nth(i).is_visible() for i in range(11))
+    assert page.locator("article ol").first.get_attribute("start") in (None, "1")
