@@ -61,7 +61,7 @@ def fail(args: argparse.Namespace, # the parsed arguments (`json` and `debug` ar
         print(json.dumps({**(summary or {}), "error": message, "exit_code": code}, default=str))
     return code
 
-# %% ../../nbs/12g_cli_output.ipynb #23806f5a
+# %% ../../nbs/12g_cli_output.ipynb #3989e51a
 def answer(args: argparse.Namespace, # the parsed arguments (`json` and `debug` are read)
            ask: T.Callable[[], dict], # computes the answer: raises `InputError` for bad input
            show: T.Callable[[dict], None], # prints the answer for people
