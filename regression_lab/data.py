@@ -171,6 +171,7 @@ class ParquetReader(Reader):
 # %% ../nbs/02_data.ipynb #49e21b27
 def _column_type(column: pd.Series):
     "MLflow's data type of `column`: text columns from their dtype, anything unusual as MLflow infers it."
+    import pandas as pd
     from mlflow.types import DataType
     from mlflow.types.utils import _infer_pandas_column
     if isinstance(column.dtype, pd.StringDtype):

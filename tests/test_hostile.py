@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import CLI, cli_env, synthetic_table
@@ -78,6 +80,13 @@ CASES = [
     cli("env-in-override-nested", "reads an environment variable", *TRAIN, "{h}/houses.csv", "-e",
         "job.run_config.name=${oc.decode:'${oc.env:SECRET_TOKEN}'}"),
     cli("env-in-config", "job.run_config.name", "run", "{h}/env.yaml"),
+    cli("secret-in-trial-store-url", "ada:***@127.0.0.1:9", "tune", "--data", "{h}/houses.csv", "--target", "price",
+        "--model", "ridge", "--storage", f"postgresql+psycopg://ada:{SECRET}@127.0.0.1:9/optuna"),
+    cli("secret-in-trial-store-url-json", "ada:***@", "tune", "--data", "{h}/houses.csv", "--target", "price",
+        "--model", "ridge", "--json", "--storage", f"postgresql://ada:{SECRET}@127.0.0.1:9/optuna"),
+    cli("secret-in-malformed-trial-store-url", "ada:***@db", "tune", "--data", "{h}/houses.csv", "--target", "price",
+        "--model", "ridge", "--storage", f"postgresql://ada:{SECRET}@db:port/optuna"),
+    cli("secret-in-trial-store-url-config", "store.url", "run", "{h}/secret_store.yaml"),
     # --------------------------------------------------------------------- tracking URIs and options
     cli("empty-tracking-uri", "--tracking-uri: empty", *TRAIN, "{h}/houses.csv", "--tracking-uri", ""),
     cli("blank-tracking-uri", "--tracking-uri: empty", *TRAIN, "{h}/houses.csv", "--tracking-uri", "   "),
@@ -115,8 +124,17 @@ CASES = [
     cli("data-missing-target", "missing value", *TRAIN, "{h}/holes.csv"),
     cli("data-header-only", "0 rows", *TRAIN, "{h}/header.csv"),
     cli("data-target-column-missing", "missing column(s) 'cost'", "train", "--data", "{h}/houses.csv", "--target", "cost"),
-    cli("kfold-more-folds-than-rows", "cannot make 8 folds", "run", "{h}/folds.yaml",
-        pending="TuningJob checks its folds only inside trials: exit 1 and a study written"),
+    cli("kfold-more-folds-than-rows", "splitter.n_splits: KFoldSplitter: 3 row(s) cannot make 8 folds", "run",
+        "{h}/folds.yaml"),
+    cli("tune-more-folds-than-rows", "cannot make 5 folds", "tune", "--data", "{h}/three_rows.csv", "--target", "price",
+        "--model", "ridge", "--storage", "sqlite:///trials.db"),
+    cli("tune-data-constant-target", "is constant", "tune", "--data", "{h}/constant.csv", "--target", "price",
+        "--model", "ridge", "--storage", "sqlite:///trials.db"),
+    cli("tune-store-folder-missing", "the folder of the trial store", "tune", "--data", "{h}/houses.csv", "--target",
+        "price", "--model", "ridge", "--storage", "sqlite:///nowhere/trials.db"),
+    cli("tune-scheduler-unreachable", "scheduler: 'tcp://127.0.0.1:9' cannot be reached", "tune", "--data",
+        "{h}/houses.csv", "--target", "price", "--model", "ridge", "--storage", "sqlite:///trials.db",
+        "--scheduler", "tcp://127.0.0.1:9"),
     cli("evaluate-one-row", "at least 2 are needed", "evaluate", "--data", "{h}/one_row.csv", "--target", "price"),
     # --------------------------------------------------------------------- config files
     cli("config-missing", "config file not found", "run", "{h}/nope.yaml"),
@@ -194,6 +212,39 @@ CASES = [
     api("api-pipeline-max-workers-zero", "max_workers=0", """
         from regression_lab.pipelines import Pipeline
         Pipeline.from_yaml("{h}/valid.yaml").run({"n": 1}, max_workers=0)"""),
+    api("api-training-run-outside-with", "TrainingJob.run() was called outside `with job:`", """
+        from regression_lab.core import ConfigError
+        from regression_lab.data import CsvReader
+        from regression_lab.jobs import TrainingJob
+        from regression_lab.jobs.base import JobNotStarted
+        job = TrainingJob(inputs=CsvReader(path="{h}/houses.csv", drop=["price"]), targets=CsvReader(path="{h}/houses.csv", columns=["price"]))
+        try:
+            job.run()
+        except JobNotStarted as error:
+            raise ConfigError(str(error))"""),
+    api("api-tuning-run-outside-with", "write `with job: result = job.run()`", """
+        from regression_lab.core import ConfigError
+        from regression_lab.data import CsvReader
+        from regression_lab.jobs import TuningJob
+        from regression_lab.jobs.base import JobNotStarted
+        job = TuningJob(inputs=CsvReader(path="{h}/houses.csv", drop=["price"]), targets=CsvReader(path="{h}/houses.csv", columns=["price"]),
+                        model={"KIND": "RidgeModel"}, store={"url": "sqlite:///trials.db"})
+        try:
+            job.run()
+        except JobNotStarted as error:
+            raise ConfigError(str(error))"""),
+    api("api-tuning-secret-store", "ada:***@127.0.0.1:9", """
+        from regression_lab.data import CsvReader
+        from regression_lab.jobs import TuningJob
+        with TuningJob(inputs=CsvReader(path="{h}/houses.csv", drop=["price"]), targets=CsvReader(path="{h}/houses.csv", columns=["price"]),
+                       model={"KIND": "RidgeModel"}, store={"url": "postgresql://ada:s3cr3t-pw@127.0.0.1:9/optuna"}) as job:
+            job.run()"""),
+    api("api-tuning-folds", "splitter.n_splits", """
+        from regression_lab.data import CsvReader
+        from regression_lab.jobs import TuningJob
+        with TuningJob(inputs=CsvReader(path="{h}/three_rows.csv", drop=["price"]), targets=CsvReader(path="{h}/three_rows.csv", columns=["price"]),
+                       model={"KIND": "RidgeModel"}, store={"url": "sqlite:///trials.db"}) as job:
+            job.run()"""),
     api("api-load-yaml-bomb", "aliases expand", """
         from pathlib import Path
         from regression_lab.core import load_yaml
@@ -247,6 +298,14 @@ def hostile_files(h: Path) -> None:
         "dup.yaml": "job: {KIND: TrainingJob}\njob: {KIND: PromotionJob}\n",
         "tag.yaml": "job: !!python/object/apply:os.system [touch pwned]\n",
         "list.yaml": "- job\n", "scalar.yaml": "3\n", "empty.yaml": "", "deep.yaml": "job: " + "[" * 20000 + "\n",
+        "secret_store.yaml": textwrap.dedent(f"""
+            job:
+              KIND: TuningJob
+              inputs: {{KIND: CsvReader, path: {h}/houses.csv, drop: [price]}}
+              targets: {{KIND: CsvReader, path: {h}/houses.csv, columns: [price]}}
+              model: {{KIND: RidgeModel}}
+              store: {{url: "postgresql+psycopg://ada:{SECRET}@127.0.0.1:9/optuna"}}
+        """),
         "top.yaml": "jobs: {KIND: TrainingJob}\n", "kind.yaml": "job: {KIND: TrainingJobb}\n",
         "plugin.yaml": "imports: [no_such_plugin]\njob: {KIND: PromotionJob}\n",
         "folds.yaml": textwrap.dedent(f"""
@@ -364,3 +423,36 @@ def test_nothing_nobody_asked_for_ran(outcomes, tmp_path_factory):
     # no case created the marker file that the hostile configs and pipelines try to create
     for name, (done, written, *_) in outcomes.items():
         assert "pwned" not in written, name
+
+
+def test_secrets_in_a_trial_store_url_are_masked_in_the_json_output(outcomes):
+    done, *_ = outcomes["secret-in-trial-store-url-json"]
+    last = json.loads(done.stdout.splitlines()[-1])
+    assert last["exit_code"] == 2 and "ada:***@127.0.0.1:9" in last["error"] and SECRET not in done.stdout
+
+
+def test_caveats_are_warned_and_tagged_on_the_run_masked_and_bounded(tmp_path):
+    # given: twelve rows, a constant column named like a URL with a password, and 300 constant columns with long names
+    table = synthetic_table(12)
+    table[f"postgresql://ada:{SECRET}@db/x"] = 1.0
+    long_names = {f"a_constant_column_with_a_rather_long_name_{i:03d}": 0.0 for i in range(300)}
+    table = pd.concat([table, pd.DataFrame(long_names, index=table.index)], axis=1)
+    table.to_csv(tmp_path / "few.csv", index=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    # when: a model is trained on it from the command line
+    done = subprocess.run([str(CLI), "train", "--data", str(tmp_path / "few.csv"), "--target", "price", "--model", "ridge",
+                           "--json"], cwd=work, env=cli_env(), capture_output=True, text=True, timeout=240)
+    # then: it trains (the data can be learnt from), warning of each caveat in the log, the password masked
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line and "caveat:" in line]
+    assert len(warnings) == 2 and "only 12 rows" in warnings[0] and "ada:***@db" in warnings[1], warnings
+    assert SECRET not in printed
+    # and: the run keeps them in one tag, masked, and cut to its bound (the full list is longer than MLflow allows)
+    from mlflow.tracking import MlflowClient
+    run_id = json.loads(done.stdout.splitlines()[-1])["run_id"]
+    tags = MlflowClient(tracking_uri=f"sqlite:///{work}/mlflow.db").get_run(run_id).data.tags
+    tag = tags["regression_lab.caveats"]
+    assert tag.startswith("only 12 rows from ") and "ada:***@db" in tag and SECRET not in tag
+    assert len(tag) == 2000 and tag.endswith("…")

@@ -244,7 +244,7 @@ def _job_command(args: argparse.Namespace) -> int:
         with sigterm_interrupts(), job:  # entering reads and checks the inputs before the MLflow service starts
             result = job.run()
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job has closed its run as FAILED
-        return fail(args, EXIT_STOPPED, f"stopped ({stop or 'Ctrl-C'})")
+        return fail(args, EXIT_STOPPED, f"stopped ({str(stop) or 'Ctrl-C'})")
     except InputError as error:
         return fail(args, EXIT_BAD_INPUT, f"bad input: {error}")
     except Exception as error:

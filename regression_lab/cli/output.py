@@ -15,7 +15,7 @@ import threading
 import traceback
 import typing as T
 
-from ..core import InputError
+from ..core import InputError, mask_secrets
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'MESSAGE_LIMIT', 'add_store_options', 'add_output_options',
@@ -53,7 +53,7 @@ def fail(args: argparse.Namespace, # the parsed arguments (`json` and `debug` ar
     "Print why the command stopped (stderr, and the JSON line with `--json`) and return `code`."
     if args.debug:
         traceback.print_exc()
-    message = " ".join(message.split())
+    message = mask_secrets(" ".join(message.split()))  # a safety net: messages are masked where they are made
     if len(message) > MESSAGE_LIMIT:
         message = message[:MESSAGE_LIMIT] + " … (see the log above, or --debug)"
     print(f"regression-lab: {message}", file=sys.stderr)

@@ -169,7 +169,7 @@ def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pi
         with sigterm_interrupts():
             result = _run(args, pipeline, inputs, outputs)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: running steps were cancelled, their runs closed FAILED
-        return fail(args, EXIT_STOPPED, f"pipeline stopped ({stop or 'Ctrl-C'}); running steps were cancelled",
+        return fail(args, EXIT_STOPPED, f"pipeline stopped ({str(stop) or 'Ctrl-C'}); running steps were cancelled",
                     {"status": "stopped", "outputs": {}, "steps": {}})
     except InputError as error:
         return _invalid(args, str(error).splitlines())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import importlib
 import threading
 import typing as T
@@ -14,11 +15,12 @@ import typing as T
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import InputError, Kinded
+from ..core import InputError, Kinded, mask_secrets
 from ..services import AlertsService, LoggerService, MlflowService
 
 # %% auto #0
-__all__ = ['Locals', 'Job', 'preload', 'autolog_paused']
+__all__ = ['CAVEATS_TAG', 'MAX_CAVEATS_CHARS', 'Locals', 'JobNotStarted', 'Job', 'preload', 'autolog_paused', 'caveats_text',
+           'tag_caveats']
 
 # %% ../../nbs/08_jobs_base.ipynb #9d3b6824
 class Locals(pdt.BaseModel, T.Mapping[str, T.Any], extra="allow", frozen=True, arbitrary_types_allowed=True):
@@ -41,6 +43,22 @@ class Locals(pdt.BaseModel, T.Mapping[str, T.Any], extra="allow", frozen=True, a
     def __contains__(self, name: object) -> bool:
         return name in self._names()
 
+# %% ../../nbs/08_jobs_base.ipynb #830513d4
+class JobNotStarted(RuntimeError):
+    "`run()` was called on a job whose services are not started: outside `with job:`."
+
+def _needs_services(run: T.Callable) -> T.Callable:
+    "`run` that first checks its job's MLflow service has started, and else raises `JobNotStarted`."
+    @functools.wraps(run)
+    def checked(self, *args, **kwargs):
+        if self.mlflow_service.experiment_id is None:
+            raise JobNotStarted(
+                f"{self.KIND}.run() was called outside `with job:`: its services are not started, so nothing would "
+                f"be tracked in {mask_secrets(self.mlflow_service.tracking_uri)!r}; write `with job: result = job.run()`")
+        return run(self, *args, **kwargs)
+    checked.needs_services = True
+    return checked
+
 # %% ../../nbs/08_jobs_base.ipynb #3119c27b
 class Job(Kinded, pdt.BaseModel, abc.ABC, extra="forbid"):
     "Abstract base of a job: starts the services on enter, stops them on exit, `run()` returns `Locals`."
@@ -60,6 +78,13 @@ class Job(Kinded, pdt.BaseModel, abc.ABC, extra="forbid"):
     @abc.abstractmethod
     def run(self) -> Locals:
         "Do the job's steps and return their named values."
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        super().__pydantic_init_subclass__(**kwargs)
+        run = vars(cls).get("run")
+        if callable(run) and not getattr(run, "__isabstractmethod__", False) and not getattr(run, "needs_services", False):
+            cls.run = _needs_services(run)  # outside `with job:`, `run` refuses and says how to call it
 
 # %% ../../nbs/08_jobs_base.ipynb #f032d037
 def preload(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
@@ -143,3 +168,31 @@ def autolog_paused():
         yield
     finally:
         _resume_autolog()
+
+# %% ../../nbs/08_jobs_base.ipynb #e20cdea2
+CAVEATS_TAG = "regression_lab.caveats"  # the run tag holding what a job found doubtful in its data
+MAX_CAVEATS_CHARS = 2000  # caveats past this length are cut
+
+def caveats_text(caveats: T.Sequence[str], # sentences about the data, as `validate_training_data` returns them
+                 limit: int = MAX_CAVEATS_CHARS, # at most this many characters
+                ) -> str:
+    "The caveats as one line: joined by `; `, secrets masked, cut to `limit` characters."
+    text = mask_secrets("; ".join(" ".join(str(caveat).split()) for caveat in caveats))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+# %% ../../nbs/08_jobs_base.ipynb #e2c12031
+@patch
+def warn_caveats(self: Job, caveats: T.Sequence[str], # sentences about the data
+                ) -> list[str]:
+    "Log each caveat as a WARNING; the caveats, to tag the run with once it is open (`tag_caveats`)."
+    log = self.logger_service.logger()
+    for caveat in caveats:
+        log.warning("caveat: {}", mask_secrets(caveat))
+    return list(caveats)
+
+def tag_caveats(caveats: T.Sequence[str], # sentences about the data; none: no tag
+               ) -> None:
+    "Tag the active MLflow run with `caveats`, as one bounded, masked line."
+    if caveats:
+        import mlflow
+        mlflow.set_tag(CAVEATS_TAG, caveats_text(caveats))

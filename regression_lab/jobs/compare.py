@@ -18,7 +18,7 @@ from fastcore.basics import patch
 
 from ..core import Kind, mask_secrets
 from ..data import Reader, log_lineage, validate_training_data
-from .base import Job, Locals
+from .base import Job, Locals, tag_caveats
 from .training import TrainingJob, TrainingLocals
 from ..metrics import RMSE, Metric, default_metrics
 from ..models import Model
@@ -117,6 +117,8 @@ class CompareJob(Job):
     register_best: bool = False # train the winner on the data with a TrainingJob and register it
     description: str | None = None # the parent run's description
     progress: bool = True # show a progress bar
+    _prepared: tuple | None = pdt.PrivateAttr(default=None)  # what `prepare` made on entering, for `run`
+    _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what reading the data warned of
 
     def run(self) -> CompareLocals:
         "Compare the models and return the leaderboard (the steps are in `run_comparison`)."
@@ -236,6 +238,18 @@ def lanes_for(count: int) -> list[Lane]:
             continue
         lanes.append(lane)
     return lanes + [Lane() for _ in range(count - len(lanes))]
+
+# %% ../../nbs/08e_jobs_compare.ipynb #b58070c0
+def _stop_idle_lanes() -> None:
+    "Stop the workers of the idle lanes now, rather than wait out their idle timeout at exit."
+    while _IDLE:
+        _IDLE.pop().kill()
+
+def _stop_idle_lanes_at_exit() -> None:
+    from multiprocessing.util import Finalize
+    Finalize(None, _stop_idle_lanes, exitpriority=10)  # run before `multiprocessing` joins the children
+
+_stop_idle_lanes_at_exit()
 
 # %% ../../nbs/08e_jobs_compare.ipynb #d0e3cc1f
 class Outcome(T.NamedTuple):
@@ -487,11 +501,12 @@ def _repr_html_(self: CompareLocals) -> str:
 # %% ../../nbs/08e_jobs_compare.ipynb #63a0f0d9
 @patch
 def prepare(self: CompareJob):
-    "The data, the folds and the comparison key: `(inputs, targets, folds, key)`."
+    "The data, the folds and the comparison key: `(inputs, targets, folds, key)`; each caveat about the data logged."
     inputs, targets = self.inputs.read(), self.targets.read()
-    validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
+    self._caveats = self.warn_caveats(validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
     folds = [(train, test) for train, test in self.splitter.split(inputs, targets)]
-    return inputs, targets, folds, self.comparison_key(inputs, targets, folds)
+    self._prepared = inputs, targets, folds, self.comparison_key(inputs, targets, folds)
+    return self._prepared
 
 # %% ../../nbs/08e_jobs_compare.ipynb #87873802
 @patch
@@ -508,9 +523,10 @@ def _parent_run(self: CompareJob, key: str, earlier: str | None):
 # %% ../../nbs/08e_jobs_compare.ipynb #d19be875
 @patch
 def _log_setup(self: CompareJob, inputs, targets, folds) -> None:
-    "What a new parent run records once: the job, the data's lineage, the settings."
+    "What a new parent run records once: the job, the caveats about the data, its lineage, the settings."
     import mlflow
     mlflow.log_dict(mask_secrets(self.model_dump(mode="json")), "job.json")  # no password leaves the process
+    tag_caveats(self._caveats)  # what reading the data warned of
     log_lineage(self.inputs.lineage(inputs, name="inputs"), context="inputs")
     log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="targets")
     mlflow.log_params({"name": self.name, "metric": self.metric.name, "splitter.KIND": self.splitter.KIND,
@@ -572,7 +588,8 @@ def run_comparison(self: CompareJob) -> CompareLocals:
     "The steps of `CompareJob.run`."
     import mlflow
     log, client = self.logger_service.logger(), self.mlflow_service.client()
-    inputs, targets, folds, key = self.prepare()
+    inputs, targets, folds, key = self._prepared or self.prepare()  # made on entering the job
+    self._prepared = None  # the next `with job:` reads the data again
     experiment_id = self.mlflow_service.experiment_id
     earlier = earlier_comparison(client, experiment_id, key) if self.resume else None
     finished = finished_models(client, experiment_id, earlier, self.time_limit) if earlier else {}

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 
 from ..core import InputError, Kind, in_notebook
 from ..data import Reader, log_lineage, validate_training_data
-from .base import Job, Locals
+from .base import Job, Locals, tag_caveats
 from .lifecycle import check_signature, champion_uri, load_model
 from ..registries import SklearnLoader
 from ..services import MlflowService
@@ -258,6 +258,7 @@ class ExplanationJob(Job):
     n_repeats: pdt.PositiveInt = 5 # shuffles per column for permutation importance
     random_state: int = 0 # seeds the samples, the shuffles and the orders
     figures: bool = True # log (and, in a notebook, show) the summary figure
+    _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what reading the rows and targets warned of
 
     def uri(self) -> str:
         "The model's URI: `model_uri`, or the champion of the service's registered model."
@@ -270,13 +271,13 @@ class ExplanationJob(Job):
 # %% ../../nbs/08f_jobs_explanation.ipynb #f8dd580b
 @patch
 def _read(self: ExplanationJob) -> tuple[pd.DataFrame, pd.Series | None, T.Any, str, int]:
-    "The rows, their target (or None), the pipeline, and the registered name and version."
+    "The rows, their target (or None; its caveats logged), the pipeline, and the registered name and version."
     from mlflow.models import get_model_info
     inputs = self.inputs.read()
     target = None
     if self.targets is not None:
         targets = self.targets.read()
-        validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
+        self._caveats = self.warn_caveats(validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
         target = targets.iloc[:, 0]
     name, version = registered_version(self.mlflow_service.client(), self.uri())
     pipeline = load_model(SklearnLoader(), self.uri())
@@ -321,6 +322,7 @@ def _run(self: ExplanationJob) -> ExplanationLocals:
     with self.mlflow_service.run_context(self.run_config) as run:
         mlflow.set_tags({"regression_lab.job": self.KIND, "regression_lab.model_name": name,
                          "regression_lab.model_version": str(version), "regression_lab.rows": str(len(inputs))})
+        tag_caveats(self._caveats)  # what reading the targets warned of
         mlflow.log_params({"model_uri": self.uri(), "explainer": self.explainer, "max_rows": self.max_rows,
                            "sampled_rows": self.sampled_rows, "background_rows": self.background_rows})
         log_lineage(self.inputs.lineage(rows, name="explained"), context="explanation")

@@ -12,7 +12,7 @@ from fastcore.basics import patch
 
 from ..core import DataError, InputError, Kind
 from ..data import CsvWriter, Reader, Writer, log_lineage, validate_training_data
-from .base import Job, Locals
+from .base import Job, Locals, tag_caveats
 from ..metrics import Metric, default_metrics
 from ..registries import Loader, PyfuncLoader
 from ..services import MlflowService
@@ -268,6 +268,7 @@ class EvaluationsJob(Job):
     thresholds: dict[str, float] = {}
     loader: Kind[Loader] = PyfuncLoader()
     _data: T.Any = pdt.PrivateAttr(default=None)  # (inputs, targets) read by `prepare`, used once by `run`
+    _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what `prepare` found doubtful, for the run's tag
 
     @pdt.model_validator(mode="after")
     def _thresholds_name_metrics(self):
@@ -286,6 +287,7 @@ class EvaluationsJob(Job):
         inputs, targets, model, features = self._prepare()
         with self.mlflow_service.run_context(self.run_config) as run:
             mlflow.set_tag("regression_lab.job", self.KIND)
+            tag_caveats(self._caveats)
             mlflow.log_params({"model_uri": self.uri(), **{f"threshold.{k}": v for k, v in self.thresholds.items()}})
             log_lineage(self.inputs.lineage(inputs, name="inputs"), context="evaluation")
             log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="evaluation")
@@ -316,8 +318,8 @@ def prepare(self: EvaluationsJob) -> None:
     "Read and validate the inputs and targets (kept for `run`), before any service starts."
     if self._data is None:
         inputs, targets = self.inputs.read(), self.targets.read()
-        validate_training_data(inputs, targets, self.inputs.source(), self.targets.source(), min_rows=2,
-                               constant_target_ok=True)
+        self._caveats = self.warn_caveats(validate_training_data(
+            inputs, targets, self.inputs.source(), self.targets.source(), min_rows=2, constant_target_ok=True))
         self._data = inputs, targets
 
 # %% ../../nbs/08c_jobs_lifecycle.ipynb #af25530a

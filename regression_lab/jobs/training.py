@@ -12,7 +12,7 @@ from fastcore.basics import patch
 
 from ..core import Kind, in_notebook, mask_secrets
 from ..data import Reader, log_lineage, validate_training_data
-from .base import Job, Locals, autolog_paused
+from .base import Job, Locals, autolog_paused, tag_caveats
 from ..metrics import Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
 from ..registries import InferSigner, MlflowRegister, Register, Saver, Signer, SklearnSaver
@@ -55,6 +55,7 @@ class TrainingJob(Job):
     input_example_rows: pdt.PositiveInt = 5
     figures: bool = True
     _tables: tuple | None = pdt.PrivateAttr(default=None)  # step 1's tables, read on enter by `prepare`
+    _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what step 1 found doubtful in them, for the run's tag
 
     def run(self) -> TrainingLocals:
         "Do the eleven steps in order and return what they produced."
@@ -70,8 +71,11 @@ class TrainingJob(Job):
                 self._log_figures(targets_test[targets.columns[0]].to_numpy(), predictions)
         try:  # after the run closed FINISHED, so no version ever points at an unfinished run
             version = self._register(info.model_uri)
-        except BaseException:
-            self.mlflow_service.client().set_terminated(run.info.run_id, "FAILED")  # the job failed, so did its run
+        except BaseException:  # stopped or failed while registering: no version of a FAILED run stays
+            client = self.mlflow_service.client()
+            for made in client.search_model_versions(f"run_id='{run.info.run_id}'"):
+                client.delete_model_version(made.name, made.version)
+            client.set_terminated(run.info.run_id, "FAILED")  # the job failed, so did its run
             raise
         name = self.mlflow_service.registry_name
         self._notify(name, version, metrics)
@@ -83,11 +87,12 @@ class TrainingJob(Job):
 # %% ../../nbs/08a_jobs_training.ipynb #bedc25c1
 @patch
 def _read(self: TrainingJob):
-    "Step 1: the inputs and targets, read and validated."
+    "Step 1: the inputs and targets, read and validated; each caveat about them logged as a warning."
     inputs, targets = self.inputs.read(), self.targets.read()
     self.logger_service.logger().info("[1/11] read inputs {} from {} and targets {} from {}",
                                       inputs.shape, self.inputs.source(), targets.shape, self.targets.source())
-    validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
+    self._caveats = self.warn_caveats(
+        validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
     return inputs, targets
 
 # %% ../../nbs/08a_jobs_training.ipynb #03b11d01
@@ -109,9 +114,10 @@ def _params(self: TrainingJob) -> dict[str, T.Any]:
 # %% ../../nbs/08a_jobs_training.ipynb #50112b42
 @patch
 def _track(self: TrainingJob, inputs, targets) -> None:
-    "Step 2: tag the run with the job and its config, log the lineage of both tables and the settings."
+    "Step 2: tag the run with the job, its caveats and its config, log the lineage of both tables and the settings."
     import mlflow
     mlflow.set_tag("regression_lab.job", self.KIND)
+    tag_caveats(self._caveats)  # what step 1 warned of, kept with the run
     mlflow.log_dict(mask_secrets(self.model_dump(mode="json")), "job.json")  # no password leaves the process
     log_lineage(self.inputs.lineage(inputs, name="inputs"), context="inputs")
     log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="targets")

@@ -9,18 +9,20 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import json
+import socket
 import threading
 import time
 import typing as T
 import warnings
+from pathlib import Path
 
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import ConfigError, Kind, mask_secrets
+from ..core import ConfigError, DataError, Kind, mask_secrets
 from ..data import Reader, log_lineage, validate_training_data
 from ..experiments import ExperimentStore, cpu_type
-from .base import Job, Locals
+from .base import Job, Locals, tag_caveats
 from ..metrics import RMSE, Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
 from ..services import MlflowService
@@ -101,6 +103,8 @@ class TuningJob(Job):
     threads_per_trial: pdt.PositiveInt = 1  # threads of the numeric libraries inside one trial
     lease_slots: bool = True  # lease a slot of this machine's cores (or of the cluster) for each trial, shared by every tuner on the store
     progress: bool = True
+    _tables: tuple | None = pdt.PrivateAttr(default=None)  # the data, read on enter by `prepare`
+    _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what reading it found doubtful, for the run's tag
 
     @pdt.model_validator(mode="after")
     def _space_fits_model(self):
@@ -149,9 +153,10 @@ def configured_model(self: TuningJob,
 # %% ../../nbs/08b_jobs_tuning.ipynb #a754c4a6
 @patch
 def _read_data(self: TuningJob):
-    "The inputs and targets, read and validated."
+    "The inputs and targets, read and validated; each caveat about them logged as a warning."
     inputs, targets = self.inputs.read(), self.targets.read()
-    validate_training_data(inputs, targets, self.inputs.source(), self.targets.source())
+    self._caveats = self.warn_caveats(
+        validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
     self.logger_service.logger().info("read inputs {} and targets {}", inputs.shape, targets.shape)
     return inputs, targets
 
@@ -178,7 +183,7 @@ def _open_study(self: TuningJob, space: dict[str, Param], direction: str, experi
         study_id = experiments.start_experiment(self.study_name, search_config(self, direction), direction=direction)
     except ConfigError as error:
         if "another configuration" not in str(error):
-            raise
+            raise ConfigError(mask_secrets(str(error))) from None  # a password in the store's URL stays here
         raise ConfigError(f"study {self.study_name!r} was created for another model, metric or search space; "
                           "choose a new study name to search this one") from None
     study = experiments.study(study_id, sampler=self.sampler.per_trial(space), pruner=self.pruner.build())
@@ -186,6 +191,84 @@ def _open_study(self: TuningJob, space: dict[str, Param], direction: str, experi
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)
     return study
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #31ebb940
+@patch
+def _check_folds(self: TuningJob, inputs, targets) -> None:
+    "Refuse a splitter that cannot make its folds of these rows, naming the setting and the row count."
+    setting = "splitter.n_splits" if "n_splits" in type(self.splitter).model_fields else "splitter"
+    try:
+        folds = list(self.splitter.split(inputs, targets))
+    except (DataError, ValueError) as error:
+        raise DataError(f"{setting}: {error}") from None
+    if not folds:
+        raise DataError(f"{setting}: {self.splitter.KIND} makes no fold of {len(inputs)} row(s)")
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #6cb83865
+def _unreachable(url: str, error: Exception) -> ConfigError:
+    "The error for a trial store at `url` that cannot be reached: the driver's first line, the password masked."
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return ConfigError(mask_secrets(f"store.url: the trial store {url!r} cannot be reached: {reason}"))
+
+def _store_tables(url: str) -> list[str] | None:
+    "The tables of the existing database at `url`; None for a SQLite file not yet created (its folder checked)."
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    try:
+        parsed = make_url(url)
+    except Exception as error:
+        raise ConfigError(mask_secrets(f"store.url: {url!r} is not a database URL: {error}")) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).expanduser()
+        if not path.exists():
+            if not path.parent.is_dir():
+                raise ConfigError(f"store.url: the folder of the trial store {parsed.database!r} does not exist")
+            return None
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            return inspect(connection).get_table_names()
+    except Exception as error:
+        raise _unreachable(url, error) from None
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #69a5285e
+@patch
+def _check_store(self: TuningJob) -> None:
+    "Refuse a trial store that cannot be reached, or whose study of this name searches something else."
+    tables = _store_tables(self.store.url)
+    if not tables or "studies" not in tables or self.study_name not in self.store.study_names():
+        return  # a new store or a new study: nothing recorded to clash with
+    direction = "maximize" if self.metric.greater_is_better else "minimize"
+    attrs = self.store.load(self.study_name).user_attrs
+    recorded = attrs.get("config") or attrs.get("search")
+    if recorded and recorded != json.loads(json.dumps(search_config(self, direction), default=str)):
+        raise ConfigError(f"study {self.study_name!r} was created for another model, metric or search space; "
+                          "choose a new study name to search this one")
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #81fc0743
+@patch
+def _check_scheduler(self: TuningJob, timeout: float = 5.0) -> None:
+    "Refuse a `scheduler` address that is malformed or where nothing answers within `timeout` seconds."
+    if self.scheduler is None:
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+    try:
+        scheme, location = parse_address(self.scheduler)
+        if scheme not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(location, default_port=8786)
+        socket.create_connection((host, port), timeout=timeout).close()
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(mask_secrets(f"scheduler: {self.scheduler!r} cannot be reached: {error}")) from None
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #19cf58d0
+@patch
+def prepare(self: TuningJob) -> None:
+    "On entering, before any store is opened: read and check the data, the folds, the trial store, the scheduler."
+    self._tables = self._read_data()
+    self._check_folds(*self._tables)
+    self._check_store()
+    self._check_scheduler()
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #d33a2f1d
 def evaluate_trial(job: TuningJob,  # the job: model, splitter, metrics, threads per trial
@@ -446,7 +529,7 @@ def _result_of(future) -> tuple[T.Any, TrialOutcome | None, str | None]:
     except optuna.TrialPruned:
         state = optuna.trial.TrialState.PRUNED
     except Exception as exc:
-        state, error = optuna.trial.TrialState.FAIL, f"{type(exc).__name__}: {exc}"
+        state, error = optuna.trial.TrialState.FAIL, mask_secrets(f"{type(exc).__name__}: {exc}")  # kept in the store and the run
     else:
         if outcome.pruned:
             state, outcome = optuna.trial.TrialState.PRUNED, None
@@ -541,6 +624,18 @@ def _others_busy(self: _Search, pause: float = 0.5) -> bool:
         optuna.storages.fail_stale_trials(self.study)
     return True
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #e9dd0c80
+@patch
+def _fail_in_flight(self: _Search, reason: BaseException) -> None:
+    "Mark the attempts still in flight as failed, saying why, so a resume retries them at once."
+    from optuna.trial import TrialState
+    why = mask_secrets(f"stopped: {type(reason).__name__}: {reason}")[:500]
+    for trial, _ in list(self.in_flight.values()):
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
+            self.study.tell(trial, state=TrialState.FAIL)
+    self.in_flight.clear()
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #67356cea
 @patch
 def run(self: _Search, progress) -> int:
@@ -564,22 +659,26 @@ def run(self: _Search, progress) -> int:
                 trial, params = self.in_flight.pop(future)
                 if self._tell(trial, future):
                     progress.update(1)
+    except BaseException as stop:  # Ctrl-C, SIGTERM, a lost store: nothing of this process stays RUNNING
+        self._fail_in_flight(stop)
+        raise
     finally:
         self._close(executor)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #ad93847d
 @patch
 def _log_search(self: TuningJob, space: dict[str, Param], inputs, targets) -> None:
-    "Tag the search's run and log the job's config, the lineage of its data and the settings of the search."
+    "Tag the search's run (job, caveats) and log the job's config, the lineage of its data and the settings of the search."
     import mlflow
     mlflow.set_tag("regression_lab.job", self.KIND)
+    tag_caveats(self._caveats)  # what reading the data warned of, kept with the run
     mlflow.log_dict(mask_secrets(self.model_dump(mode="json")), "job.json")  # no password leaves the process
     log_lineage(self.inputs.lineage(inputs, name="inputs"), context="inputs")
     log_lineage(self.targets.lineage(targets, name="targets", targets=targets.columns[0]), context="targets")
     mlflow.log_params({"study": self.study_name, "n_trials": self.n_trials, "metric": self.metric.name,
                        "model.KIND": self.model.KIND, "sampler.KIND": self.sampler.KIND,
                        "pruner.KIND": self.pruner.KIND, "splitter.KIND": self.splitter.KIND,
-                       "n_jobs": self.n_jobs, "scheduler": self.scheduler or "",
+                       "n_jobs": self.n_jobs, "scheduler": mask_secrets(self.scheduler or ""),
                        "search_space": json.dumps({k: v.model_dump() for k, v in space.items()})[:6000]})
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #53d44ab1
@@ -626,13 +725,13 @@ def _errors_kept(experiments: ExperimentStore, study):
     try:
         yield
     except Exception as error:
-        experiments.log_error(study._study_id, f"{type(error).__name__}: {error}")
+        experiments.log_error(study._study_id, mask_secrets(f"{type(error).__name__}: {error}"))
         raise
 
 def _alert_failure(job: TuningJob, error: Exception) -> None:
     "Notify that `job` failed, with its error, once however many layers see the error go by."
     if not getattr(error, "_regression_lab_alerted", False):
-        job.alerts_service.notify(f"{job.KIND} failed", f"{job.study_name}: {type(error).__name__}: {error}")
+        job.alerts_service.notify(f"{job.KIND} failed", mask_secrets(f"{job.study_name}: {type(error).__name__}: {error}"))
         error._regression_lab_alerted = True
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #da1d16ea
@@ -641,13 +740,15 @@ def run_tuning(self: TuningJob) -> TuningLocals:
     import optuna
     log = self.logger_service.logger()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    inputs, targets = self._read_data()
+    inputs, targets = self._tables or self._read_data()  # read by `prepare` on entering the job
+    self._tables = None  # the next `with job:` reads the data again
     space, direction = self.space(), "maximize" if self.metric.greater_is_better else "minimize"
     with self.experiments() as experiments:
         study = self._open_study(space, direction, experiments)
         done, _, _ = count_configurations(study, self.max_attempts)
         todo = max(0, self.n_trials - len(done))
-        log.info("study {!r} in {}: {} configurations done, {} to go", self.study_name, self.store.url, len(done), todo)
+        log.info("study {!r} in {}: {} configurations done, {} to go", self.study_name, mask_secrets(self.store.url),
+                 len(done), todo)
         with _errors_kept(experiments, study), self.mlflow_service.run_context(self.run_config) as run:
             self._log_search(space, inputs, targets)
             attempts = self._search(study, inputs, targets, run, todo, log, experiments)

@@ -267,3 +267,16 @@ def test_the_shipped_compare_config_validates_and_runs_from_the_command_line(tmp
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["job"] == "CompareJob" and [row["rank"] for row in summary["leaderboard"]] == [1, 2]
     assert summary["model_version"] == 1
+
+
+def test_caveats_about_the_data_are_warned_once_and_tagged_on_the_parent_run(store, tmp_path):
+    # given: twenty rows, one of them a constant column
+    data = tmp_path / "few.csv"
+    synthetic_table(rows=20, seed=4).assign(flat=1.0).to_csv(data, index=False)
+    # when
+    result = run(compare_job(store, data, tmp_path, name="few rows", models=["RidgeModel"], n_jobs=1))
+    # then: each caveat is one warning in the log (the data is read once, on entering), and both are on the parent run
+    logged = (tmp_path / "job.log").read_text()
+    assert logged.count("caveat: only 20 rows") == 1 and logged.count("caveat: column(s) 'flat'") == 1
+    tag = store.client().get_run(result.run_id).data.tags["regression_lab.caveats"]
+    assert tag.startswith("only 20 rows from ") and "; column(s) 'flat' from " in tag

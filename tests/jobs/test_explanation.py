@@ -169,3 +169,15 @@ def test_the_config_file_validates():
     from conftest import CONFS
     job = parse_job(load_config(CONFS / "beyond" / "explanation.yaml"))
     assert (job.KIND, job.uri(), job.targets.columns) == ("ExplanationJob", "models:/diabetes@champion", ["target"])
+
+
+def test_caveats_about_the_rows_and_target_are_tagged_on_the_explanation_run(houses, tmp_path):
+    # given: twenty rows of the table the versions were trained on
+    store, data = houses
+    few = tmp_path / "few.csv"
+    pd.read_csv(data).head(20).to_csv(few, index=False)
+    # when
+    result = explain(store, few, model_uri="models:/houses/2")
+    # then: the run keeps the caveat
+    tag = store.client().get_run(result.run_id).data.tags["regression_lab.caveats"]
+    assert tag.startswith("only 20 rows from ") and tag.endswith("scores will be noisy")

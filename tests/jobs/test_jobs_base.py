@@ -13,6 +13,7 @@ import pytest
 import regression_lab
 from regression_lab.core import DataError, ServiceError
 from regression_lab.jobs import Job, Locals
+from regression_lab.jobs.base import JobNotStarted
 from regression_lab.services import AlertsService, LoggerService, MlflowService
 
 from conftest import ROOT, run_python
@@ -224,3 +225,43 @@ def test_version_matches_settings_ini():
     settings = configparser.ConfigParser()
     settings.read(ROOT / "settings.ini")
     assert regression_lab.__version__ == settings["DEFAULT"]["version"]
+
+
+def test_run_outside_with_refuses_names_the_fix_and_writes_nothing(tmp_path, monkeypatch):
+    # given: a job pointed at a store in an empty folder, and the working folder where MLflow would fall back
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "store"
+    folder.mkdir()
+    job = NoteJob(logger_service=LoggerService(colorize=False), alerts_service=AlertsService(enable=False),
+                  mlflow_service=MlflowService(tracking_uri=f"sqlite:///{folder}/mlflow.db"))
+    # when / then: run() outside `with job:` refuses, saying how to call it
+    with pytest.raises(JobNotStarted, match=r"NoteJob.run\(\) was called outside `with job:`.*with job: result = job.run\(\)"):
+        job.run()
+    # then: the job's own steps never ran, and neither the job's store nor ./mlflow.db was created
+    assert "run" not in EVENTS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"] and list(folder.iterdir()) == []
+
+
+def test_run_outside_with_is_refused_for_a_subclass_of_a_job_too(store):
+    class LouderJob(NoteJob):
+        KIND: T.Literal["LouderJob"] = "LouderJob"
+
+        def run(self) -> Locals:
+            EVENTS.append("louder")
+            return super().run()
+
+    job = LouderJob(logger_service=RecordingLogger(colorize=False), alerts_service=RecordingAlerts(enable=False),
+                    mlflow_service=store.service())
+    with pytest.raises(JobNotStarted, match="LouderJob.run"):
+        job.run()
+    assert EVENTS == []
+    with job:
+        assert job.run()["done"] is True
+    assert EVENTS == ["start logger", "start alerts", "prepare", "louder", "run", "stop alerts", "stop logger"]
+
+
+def test_caveats_are_joined_masked_and_bounded():
+    from regression_lab.jobs.base import MAX_CAVEATS_CHARS, caveats_text
+    text = caveats_text(["only 3 rows from postgresql://ada:pw@db/x: noisy", "column(s) 'c' hold\none value"])
+    assert text == "only 3 rows from postgresql://ada:***@db/x: noisy; column(s) 'c' hold one value"
+    assert len(caveats_text(["y" * 9000])) == MAX_CAVEATS_CHARS

@@ -162,44 +162,51 @@ def trial_states(db) -> dict[str, int]:
         return dict(connection.execute("select state, count(*) from trials group by state").fetchall())
 
 
-def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted_trial(tmp_path):
-    # given: a config whose trials are slow enough to interrupt
+def slow_search(tmp_path: Path, study: str, n_trials: int, grace: float, seed: int) -> tuple[list[str], dict, Path]:
+    "The command, environment and trial database of a search whose trials take about 1.2 s each."
     config = tmp_path / "tune.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(textwrap.dedent(f"""
         imports: [tuning_kinds]
         job:
           KIND: TuningJob
-          inputs: {KIND: DatasetReader, drop: [target]}
-          targets: {KIND: DatasetReader, columns: [target]}
-          model: {KIND: SlowRidgeModel, delay: 0.4}
-          search_space: {alpha: {KIND: FloatParam, low: 0.01, high: 10, log: true}}
-          splitter: {KIND: KFoldSplitter, n_splits: 3}
-          sampler: {KIND: RandomSampler, seed: 3}
-          pruner: {KIND: NoPruner}
-          n_trials: 5
-          study_name: interrupted
-          store: {url: "sqlite:///optuna.db", heartbeat_interval: 1, grace_period: 2}
+          inputs: {{KIND: DatasetReader, drop: [target]}}
+          targets: {{KIND: DatasetReader, columns: [target]}}
+          model: {{KIND: SlowRidgeModel, delay: 0.4}}
+          search_space: {{alpha: {{KIND: FloatParam, low: 0.01, high: 10, log: true}}}}
+          splitter: {{KIND: KFoldSplitter, n_splits: 3}}
+          sampler: {{KIND: RandomSampler, seed: {seed}}}
+          pruner: {{KIND: NoPruner}}
+          n_trials: {n_trials}
+          study_name: {study}
+          store: {{url: "sqlite:///optuna.db", heartbeat_interval: 1, grace_period: {grace}}}
           progress: false
     """))
-    env = cli_env(PYTHONPATH=str(TESTS))
     command = [str(CLI), "run", str(config), "--json", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    return command, cli_env(PYTHONPATH=str(TESTS)), tmp_path / "optuna.db"
+
+
+def wait_for_trials(db: Path, process: subprocess.Popen, complete: int, timeout: float = 120) -> None:
+    "Wait until `db` holds `complete` finished trials and one running; fail the test if it never does."
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            counts = trial_states(db) if db.exists() else {}
+        except Exception:
+            counts = {}
+        if counts.get("COMPLETE", 0) >= complete and counts.get("RUNNING", 0) == 1:
+            return
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"the search never reached {complete} finished trials: {process.communicate()[1][-2000:]}")
+
+
+def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted_trial(tmp_path):
+    # given: a search whose trials are slow enough to interrupt
+    command, env, db = slow_search(tmp_path, "interrupted", n_trials=5, grace=2, seed=3)
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
-    db = tmp_path / "optuna.db"
     # when: the process is killed once two trials are complete and a third is running
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if db.exists():
-            try:
-                counts = trial_states(db)
-            except Exception:
-                counts = {}
-            if counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING", 0) == 1:
-                break
-        time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"the search never reached two finished trials: {process.communicate()[1][-2000:]}")
+    wait_for_trials(db, process, complete=2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = trial_states(db)
@@ -358,3 +365,93 @@ def test_a_finished_search_alerts_with_its_best_result(store, tmp_path, capfd):
     alerts = [line for line in capfd.readouterr().err.splitlines() if line.startswith("[regression_lab]")]
     assert alerts == [f"[regression_lab] TuningJob finished: study: best rmse={result.best_value:.4g} "
                       f"with {result.best_params} after 2 trials"]
+
+
+# ------------------------------------------------------------------ checked before anything is written (issue 11)
+
+def test_more_folds_than_rows_is_refused_on_entering_before_any_store_is_created(tmp_path):
+    # given: a ten-row table, ten folds asked of it, both stores in an empty folder
+    fresh = Store(tmp_path / "mlflow")
+    fresh.folder.mkdir()
+    job = tuning_job(fresh, tmp_path / "trials.db", splitter={"KIND": "KFoldSplitter", "n_splits": 10}).model_copy(
+        update={"inputs": DatasetReader(drop=["target"], limit=10), "targets": DatasetReader(columns=["target"], limit=10)})
+    # when / then: entering the job names the setting and the row count
+    from regression_lab.core import DataError
+    with pytest.raises(DataError, match=r"splitter.n_splits: KFoldSplitter: 10 row\(s\) cannot make 10 folds"):
+        run(job)
+    # then: no trial store, no MLflow store, the refusal logged in one line
+    assert not (tmp_path / "trials.db").exists() and list(fresh.folder.iterdir()) == []
+    assert "TuningJob stopped on bad input: splitter.n_splits" in (tmp_path / "job.log").read_text()
+
+
+def test_a_study_made_for_another_search_is_refused_before_the_mlflow_store_opens(store, tmp_path):
+    # given: a finished study of ridge models
+    run(tuning_job(store, tmp_path / "trials.db", n_trials=2))
+    # when: the same study name is searched with another metric, tracked in a new MLflow store
+    fresh = Store(tmp_path / "mlflow")
+    fresh.folder.mkdir()
+    from regression_lab.core import ConfigError
+    with pytest.raises(ConfigError, match="was created for another model, metric or search space"):
+        run(tuning_job(fresh, tmp_path / "trials.db", n_trials=2, metric={"KIND": "MAE"}))
+    # then: the MLflow store was never created and the study is as it was
+    assert list(fresh.folder.iterdir()) == []
+    assert len(TrialStore(url=f"sqlite:///{tmp_path / 'trials.db'}").history("study")) == 2
+
+
+def test_a_password_in_the_trial_store_url_is_masked_in_the_error_and_the_log(tmp_path):
+    # given: a trial store on a server that does not answer, with a password in its URL
+    fresh = Store(tmp_path / "mlflow")
+    fresh.folder.mkdir()
+    job = tuning_job(fresh, tmp_path / "trials.db").model_copy(
+        update={"store": TrialStore(url="postgresql+psycopg://ada:s3cr3t-pw@127.0.0.1:9/optuna")})
+    # when / then: entering refuses, naming the setting, the password masked
+    from regression_lab.core import ConfigError
+    with pytest.raises(ConfigError, match=r"store.url: the trial store 'postgresql\+psycopg://ada:\*\*\*@127.0.0.1:9/optuna'") as refused:
+        run(job)
+    logged = (tmp_path / "job.log").read_text()
+    assert "s3cr3t-pw" not in str(refused.value) and "s3cr3t-pw" not in logged and "ada:***@127.0.0.1:9" in logged
+    assert list(fresh.folder.iterdir()) == []
+
+
+def test_caveats_about_the_data_are_warned_and_tagged_on_the_search_run(store, tmp_path):
+    # given: twenty rows, enough for three folds and too few to trust
+    job = tuning_job(store, tmp_path / "trials.db", n_trials=2, study_name="few").model_copy(
+        update={"inputs": DatasetReader(drop=["target"], limit=20), "targets": DatasetReader(columns=["target"], limit=20)})
+    # when
+    result = run(job)
+    # then: one warning in the log, and the tag on the search's run
+    logged = (tmp_path / "job.log").read_text()
+    assert logged.count("WARNING") >= 1 and logged.count("caveat: only 20 rows") == 1
+    tag = store.client().get_run(result.run_id).data.tags["regression_lab.caveats"]
+    assert tag.startswith("only 20 rows from ") and tag.endswith("scores will be noisy")
+
+
+def test_an_unreachable_scheduler_is_refused_before_any_store_is_created(tmp_path):
+    fresh = Store(tmp_path / "mlflow")
+    fresh.folder.mkdir()
+    from regression_lab.core import ConfigError
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="scheduler: 'tcp://127.0.0.1:9' cannot be reached"):
+        run(tuning_job(fresh, tmp_path / "trials.db", scheduler="tcp://127.0.0.1:9"))
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "trials.db").exists() and list(fresh.folder.iterdir()) == []
+
+
+def test_ctrl_c_fails_the_trials_in_flight_and_a_resume_at_once_reaches_the_exact_count(tmp_path):
+    # given: a search of slow trials, with a grace period far longer than the test waits
+    command, env, db = slow_search(tmp_path, "stopped", n_trials=4, grace=600, seed=5)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_trials(db, process, complete=1)
+    # when: Ctrl-C
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # then: exit 130 with one line, and no trial left RUNNING
+    assert process.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "regression-lab: stopped (Ctrl-C)"
+    assert trial_states(db).get("RUNNING", 0) == 0 and trial_states(db).get("FAIL") == 1
+    # when: the same command at once, well inside the grace period
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # then: exactly the requested count, the stopped configuration retried
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1])["n_trials"] == 4
+    assert trial_states(db) == {"COMPLETE": 4, "FAIL": 1}
