@@ -22,7 +22,7 @@ from .base import Job, Locals, tag_caveats
 from .training import TrainingJob, TrainingLocals
 from ..metrics import RMSE, Metric, default_metrics
 from ..models import Model
-from ..services import MlflowService
+from ..services import MlflowService, process_tags
 from ..splitters import KFoldSplitter, Splitter
 
 # %% auto #0
@@ -344,7 +344,8 @@ class ModelRuns:
         from mlflow.entities import Param
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
         tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, f"{TAG}.key": self.key, f"{TAG}.role": "model",
-                f"{TAG}.model": label, f"{TAG}.model_key": model_key, f"{TAG}.status": "running"}
+                f"{TAG}.model": label, f"{TAG}.model_key": model_key, f"{TAG}.status": "running",
+                **process_tags()}  # a comparison killed mid-way leaves runs that `runs clean` can tell are stale
         run = self.client.create_run(self.experiment_id, run_name=label, tags=tags)
         params = {"model.KIND": model.KIND, "folds": folds,
                   **{f"model.{name}": value for name, value in model.hyperparameters().items()}}
@@ -514,8 +515,10 @@ def _parent_run(self: CompareJob, key: str, earlier: str | None):
     "Start the parent run: the earlier one again, or a new one tagged with the comparison key."
     import mlflow
     if earlier is not None:
-        return mlflow.start_run(run_id=earlier, log_system_metrics=False)
-    tags = {f"{TAG}.key": key, f"{TAG}.role": "parent", "regression_lab.job": self.KIND}
+        run = mlflow.start_run(run_id=earlier, log_system_metrics=False)
+        mlflow.set_tags(process_tags())  # resumed here: this process now owns it
+        return run
+    tags = {f"{TAG}.key": key, f"{TAG}.role": "parent", "regression_lab.job": self.KIND, **process_tags()}
     return mlflow.start_run(experiment_id=self.mlflow_service.experiment_id, run_name=self.name, tags=tags,
                             description=self.description, log_system_metrics=False,
                             nested=mlflow.active_run() is not None)
