@@ -58,6 +58,8 @@ def add_pipeline_commands(subparsers, # the subcommands of `regression-lab` (wha
     run.add_argument("--dry-run", action="store_true", help="execute nothing: show that the plan ends with the outputs")
     run.add_argument("--tracking-uri", help="MLflow tracking (and registry) URI; default sqlite:///mlflow.db")
     run.add_argument("--experiment", help="MLflow experiment; default the pipeline's name")
+    run.add_argument("--trial-store", metavar="URL", help="trial store of every tuning step, e.g. a team's "
+                                                          "postgresql://user@host/db (default: each step's own)")
     return pipeline
 
 # %% ../../nbs/12a_cli_pipelines.ipynb #fe9e92a1
@@ -153,7 +155,7 @@ def _run(args: argparse.Namespace, pipeline, inputs: dict[str, T.Any], outputs: 
     logger_service = LoggerService(level="DEBUG" if args.debug else "INFO", colorize=sys.stderr.isatty())
     return pipeline.run(inputs, outputs=outputs, scheduler=args.scheduler, max_workers=args.max_workers,
                         dry_run=args.dry_run, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                        logger_service=logger_service)
+                        logger_service=logger_service, trial_store=args.trial_store)
 
 # %% ../../nbs/12a_cli_pipelines.ipynb #4e5c8217
 def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pipeline_commands` extended

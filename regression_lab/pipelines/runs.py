@@ -379,6 +379,7 @@ class _JobStep:
     pipeline: str
     mlflow: dict[str, str]
     parent_run_id: str | None = None
+    trial_store: str | None = None  # the trial store URL every tuning step uses instead of its own
 
     def __call__(self, **values: T.Any):
         from regression_lab.jobs import Job
@@ -400,6 +401,8 @@ def join(self: _JobStep, job):
                "mlflow_service": _StepMlflowService(**{**job.mlflow_service.model_dump(), **self.mlflow})}
     if "run_config" in type(job).model_fields:
         updates["run_config"] = job.run_config.model_copy(update={"tags": {**(job.run_config.tags or {}), **tags}})
+    if self.trial_store and "store" in type(job).model_fields:  # a tuning step: the team's trial database
+        updates["store"] = job.store.model_copy(update={"url": self.trial_store})
     return job.model_copy(update=updates)
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #2b43f506
@@ -443,11 +446,12 @@ def _open_run(stack: contextlib.ExitStack, service: MlflowService | None, tracke
         tags={"regression_lab.kind": "pipeline", "regression_lab.pipeline": pipeline.name})))
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #dce993d5
-def _job_steps(pipeline: Pipeline, plan: PipelinePlan, service: MlflowService | None, run) -> T.Callable[[str], _JobStep]:
+def _job_steps(pipeline: Pipeline, plan: PipelinePlan, service: MlflowService | None, run,
+               trial_store: str | None = None) -> T.Callable[[str], _JobStep]:
     "How each job step of `plan` is shipped: its config, with the pipeline's MLflow settings and run as its parent."
     settings = {key: getattr(service, key) for key in ("tracking_uri", "registry_uri", "experiment_name")} if service else {}
     parent = run.info.run_id if run is not None else None
-    return lambda name: _JobStep(name, step_config(plan.steps[name]), pipeline.name, settings, parent)
+    return lambda name: _JobStep(name, step_config(plan.steps[name]), pipeline.name, settings, parent, trial_store)
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #f2cec8e3
 def _lacking(plan: PipelinePlan, name: str, steps: dict[str, StepSummary]) -> str:
@@ -548,6 +552,7 @@ def run_pipeline(
     tracking_uri: str | None = None,  # MLflow tracking (and registry) URI
     experiment: str | None = None,  # MLflow experiment; None: the pipeline's name
     logger_service: LoggerService | None = None,  # where the run logs; None: stderr at INFO
+    trial_store: str | None = None,  # the trial store of every tuning step (a team's database); None: each step's own
 ) -> PipelineResult:
     "Validate `pipeline` (a `ConfigError` lists every problem), then run each step as soon as its inputs are ready."
     inputs = dict(inputs or {})
@@ -565,7 +570,7 @@ def run_pipeline(
         submit = stack.enter_context(_executor(scheduler, max_workers))  # an unreachable cluster opens no run
         log = _start_logging(stack, logger_service, pipeline, plan)
         run = _open_run(stack, service, tracked, pipeline)
-        outcomes = _schedule(plan, values, submit, _calls(plan, values, _job_steps(pipeline, plan, service, run)))
+        outcomes = _schedule(plan, values, submit, _calls(plan, values, _job_steps(pipeline, plan, service, run, trial_store)))
         result = _result(pipeline, plan, inputs, values, outcomes, time.perf_counter() - started, run, service)
         if run is not None:
             _log_run(result, pipeline, plan, inputs)

@@ -703,3 +703,37 @@ def test_a_stopped_pipeline_cancels_its_running_steps_and_publishes_nothing_late
     step_runs = client.search_runs([experiment.experiment_id], "tags.`regression_lab.step` = 'train'")
     assert [run.info.status for run in step_runs] == ["FAILED"]
     assert store.model_versions(f"stopped-{signal_name.lower()}") == []
+
+
+def test_trial_store_points_every_tuning_step_at_another_database_without_editing_the_file(tmp_path, store):
+    # given: a pipeline whose tuning step keeps its trials beside the pipeline's folder
+    path = tmp_path / "tune.yaml"
+    path.write_text(textwrap.dedent("""
+        name: team-tuning
+        inputs: [folder]
+        steps:
+          - name: tune
+            inputs: [folder]
+            outputs: {study: study}
+            job:
+              KIND: TuningJob
+              inputs: {KIND: DatasetReader, drop: [target]}
+              targets: {KIND: DatasetReader, columns: [target]}
+              model: {KIND: RidgeModel}
+              n_trials: 2
+              splitter: {KIND: KFoldSplitter, n_splits: 2}
+              study_name: shared
+              progress: false
+              store: {url: "sqlite:///${inputs.folder}/optuna.db"}
+    """))
+    team_store = tmp_path / "team" / "trials.db"
+    team_store.parent.mkdir()
+    # when: run from the command line with --trial-store
+    done = cli("pipeline", "run", path, "--inputs", f"folder={tmp_path}", "--tracking-uri", store.uri,
+               "--trial-store", f"sqlite:///{team_store}", "--json", cwd=tmp_path)
+    # then: the study is in the given database, and nothing beside the pipeline's folder
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1])["status"] == "ok"
+    assert not (tmp_path / "optuna.db").exists()
+    from regression_lab.trials import TrialStore
+    assert len(TrialStore(url=f"sqlite:///{team_store}").history("shared")) == 2
