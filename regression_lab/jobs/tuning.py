@@ -624,7 +624,7 @@ def _others_busy(self: _Search, pause: float = 0.5) -> bool:
         optuna.storages.fail_stale_trials(self.study)
     return True
 
-# %% ../../nbs/08b_jobs_tuning.ipynb #e9dd0c80
+# %% ../../nbs/08b_jobs_tuning.ipynb #67a491c7
 @patch
 def _fail_in_flight(self: _Search, reason: BaseException) -> None:
     "Mark the attempts still in flight as failed, saying why, so a resume retries them at once."
