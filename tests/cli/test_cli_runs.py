@@ -31,10 +31,11 @@ storage = TrialStore(url=storage_url, heartbeat_interval=1, grace_period=1).stor
 study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
 trial = study.ask()
 with service.run_context(MlflowService.RunConfig(name=name, log_system_metrics=False)) as run:
+    storage.record_heartbeat(trial._trial_id)  # before saying so: a process killed right after has a heartbeat
     print(run.info.run_id, trial.number, flush=True)
     while True:
-        storage.record_heartbeat(trial._trial_id)
         time.sleep(0.3)
+        storage.record_heartbeat(trial._trial_id)
 """
 
 
