@@ -17,7 +17,8 @@ from .core import ConfigError, describe_validation_error, load_yaml, read_text
 from .jobs import Job
 
 # %% auto #0
-__all__ = ['ALLOW_ENV', 'refuse_environment', 'load_config', 'parse_job', 'config_schema', 'all_kinds', 'kind_schema']
+__all__ = ['ALLOW_ENV', 'refuse_environment', 'load_config', 'import_kinds', 'parse_job', 'config_schema', 'all_kinds',
+           'kind_schema']
 
 # %% ../nbs/09_configs.ipynb #e785226a
 def _one_line(error: Exception) -> str:
@@ -91,19 +92,21 @@ def load_config(*paths: str | Path, # YAML config files, merged in order: later 
         raise ConfigError(f"config cannot be merged or resolved: {_one_line(error)}") from error
 
 # %% ../nbs/09_configs.ipynb #54dda3a9
-def _import_kinds(modules: T.Iterable[str]) -> None:
+def import_kinds(modules: T.Iterable[str], # module names, e.g. `["my_kinds"]`
+                 setting: str = "imports", # what the user called them, for the message (`--imports` on the command line)
+                ) -> None:
     "Import `modules`, so the kinds they define register themselves; a `ConfigError` names one that fails."
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as error:
-            raise ConfigError(f"imports: cannot import {module!r}: {error}") from error
+            raise ConfigError(f"{setting}: cannot import {module!r}: {error}") from error
 
 # %% ../nbs/09_configs.ipynb #5c6096a3
 def parse_job(config: T.Mapping[str, T.Any], # a loaded config: a `job` mapping and, optionally, `imports`
              ) -> Job:
     "The job described by `config['job']`, validated; `config['imports']` are imported first."
-    _import_kinds(config.get("imports") or [])
+    import_kinds(config.get("imports") or [])
     unknown = set(config) - {"job", "imports"}
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {', '.join(sorted(map(repr, unknown)))}; expected 'job' (and 'imports')")

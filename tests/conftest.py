@@ -183,3 +183,72 @@ def offline_tab(width: int, height: int):
         finally:
             context.close()
             browser.close()
+
+
+def jupyter_env(folder: Path) -> dict[str, str]:
+    "The environment of a Jupyter server in `folder`: offline, this virtualenv first on PATH, Jupyter folders of its own."
+    jupyter = folder / "jupyter"
+    return cli_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                   JUPYTER_CONFIG_DIR=str(jupyter / "config"), JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"),
+                   JUPYTERLAB_SETTINGS_DIR=str(jupyter / "settings"),
+                   JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "workspaces"), JUPYTER_PLATFORM_DIRS="1")
+
+
+@contextlib.contextmanager
+def served(command: list[str], folder: Path, ready: str, name: str, timeout: float = 60,
+           headers: dict[str, str] | None = None):
+    """The server `command` running in `folder` (its output in `folder/<program>.log`) once `ready` answers 200.
+
+    A server that exits or does not answer within `timeout` seconds fails the test, showing its log; afterwards
+    the server and its children (kernels) are stopped with its process group."""
+    import signal
+    import time
+    import urllib.request
+    log_path = folder / f"{Path(command[0]).name}.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(command, cwd=folder, env=jupyter_env(folder), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(ready, headers=headers or {}), timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{name} did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        log.close()
+
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+@contextlib.contextmanager
+def jupyterlab(folder: Path, theme: str):
+    "JupyterLab serving `folder` on 127.0.0.1 in `theme` (light or dark), without its news pop-up: `(base URL, token)`."
+    import json
+    import secrets
+    for name, values in {"apputils-extension/themes": {"theme": THEMES[theme]},  # `news_url=None` alone does not stop it
+                         "apputils-extension/notification": {"fetchNews": "false"}}.items():
+        path = folder / "jupyter" / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = free_port(), secrets.token_hex(16)
+    command = [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={folder}", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.expose_app_in_browser=True"]
+    base = f"http://127.0.0.1:{port}"
+    with served(command, folder, f"{base}/api/status", "JupyterLab", headers={"Authorization": f"token {token}"}):
+        yield base, token

@@ -46,14 +46,10 @@ def model_kinds(models: str | None, # the `--models` option: comma-separated kin
                 imports: T.Sequence[str] = (), # modules to import first (they may define kinds)
                ) -> list[str] | None:
     "The model kinds `--models` names (None: the default line-up), or a `ConfigError` naming every unknown one."
-    import importlib
     from regression_lab.cli import model_kind
+    from regression_lab.configs import import_kinds
     from regression_lab.models import Model
-    for module in imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ConfigError(f"--imports: cannot import {module!r}: {error}") from error
+    import_kinds(imports, "--imports")
     if models is None:
         return None
     names = [name.strip() for name in models.split(",") if name.strip()]

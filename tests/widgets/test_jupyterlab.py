@@ -10,16 +10,9 @@ reach anything else.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -27,11 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import free_port, offline_tab
+from conftest import jupyterlab, offline_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ROOT / "build" / "screenshots"  # every run; `nbs/images/` gets them with RL_SAVE_PICTURES=1
-THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
 
 def car_seats(rows: int = 300, seed: int = 3) -> pd.DataFrame:
@@ -61,60 +53,14 @@ def write_notebook(folder: Path, store_uri: str) -> str:
     return "newcomer.ipynb"
 
 
-def lab_settings(settings: Path, theme: str) -> None:
-    "JupyterLab's user settings: the theme, and no news pop-up (which `news_url=None` alone does not stop)."
-    for name, values in {"apputils-extension/themes": {"theme": THEMES[theme]},
-                         "apputils-extension/notification": {"fetchNews": "false"}}.items():
-        path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-
-
 @pytest.fixture()
 def lab(tmp_path, request):
     "JupyterLab serving the newcomer's notebook in `request.param` theme: `(notebook URL, folder, store URI)`."
-    theme = request.param
     store_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     notebook = write_notebook(tmp_path, store_uri)
     car_seats().to_csv(tmp_path / "car_seats.csv", index=False)
-    jupyter = tmp_path / "jupyter"
-    lab_settings(jupyter / "settings", theme)
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "JUPYTER_CONFIG_DIR": str(jupyter / "config"), "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(jupyter / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(jupyter / "workspaces"), "JUPYTER_PLATFORM_DIRS": "1"}
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.expose_app_in_browser=True"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ask = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(ask, timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    with jupyterlab(tmp_path, request.param) as (base, token):
         yield f"{base}/lab/tree/{notebook}?token={token}", tmp_path, store_uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-        log.close()
 
 
 @pytest.fixture()

@@ -10,15 +10,8 @@ with RL_SAVE_PICTURES=1).
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
-import secrets
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -36,7 +29,7 @@ from regression_lab.trials import CategoricalParam, IntParam, TrialStore
 from regression_lab.widgets import StudyBrowser, fold_table, sort_trials, trials_frame
 from regression_lab.widgets.runs_browser import _SHADE
 
-from conftest import CHROMIUM, cli_env, free_port, offline_tab
+from conftest import CHROMIUM, jupyterlab, offline_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ROOT / "build" / "screenshots"  # every run; `nbs/images/` gets them with RL_SAVE_PICTURES=1
@@ -297,7 +290,6 @@ def test_closing_the_browser_closes_only_the_store_it_opened(toy):
 
 # ========================================================================================== in a browser
 
-THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
 
 def lab_notebook(folder: Path, url: str) -> str:
@@ -313,48 +305,9 @@ def lab_notebook(folder: Path, url: str) -> str:
 @pytest.fixture()
 def lab(tmp_path, request, tuned):
     "JupyterLab serving a notebook with a study browser on the tuned store, in `request.param` theme; its URL."
-    jupyter = tmp_path / "jupyter"
-    for name, values in {"apputils-extension/themes": {"theme": THEMES[request.param]},
-                         "apputils-extension/notification": {"fetchNews": "false"}}.items():
-        path = jupyter / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
     notebook = lab_notebook(tmp_path, tuned)
-    port, token = free_port(), secrets.token_hex(16)
-    env = cli_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                  JUPYTER_CONFIG_DIR=str(jupyter / "config"), JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"),
-                  JUPYTERLAB_SETTINGS_DIR=str(jupyter / "settings"),
-                  JUPYTERLAB_WORKSPACES_DIR=str(jupyter / "workspaces"), JUPYTER_PLATFORM_DIRS="1")
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.expose_app_in_browser=True"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ask = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(ask, timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    with jupyterlab(tmp_path, request.param) as (base, token):
         yield f"{base}/lab/tree/{notebook}?token={token}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-        log.close()
 
 
 def open_and_run(tab, url: str) -> None:

@@ -8,14 +8,10 @@ do not resolve and every request that is not to 127.0.0.1 is aborted.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import free_port, offline_tab
+from conftest import free_port, offline_tab, served
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "build" / "screenshots" / "widgets.png"
@@ -67,39 +63,11 @@ def voila(tmp_path):
     notebook = write_notebook(tmp_path, store_uri)
     crop_table().to_csv(tmp_path / "field_trials.csv", index=False)
     port, token = free_port(), secrets.token_hex(16)
-    jupyter = tmp_path / "jupyter"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "JUPYTER_CONFIG_DIR": str(jupyter / "config"), "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(jupyter / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(jupyter / "workspaces"), "JUPYTER_PLATFORM_DIRS": "1"}
-    log = (tmp_path / "voila.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "voila"), str(notebook), "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [str(Path(sys.executable).parent / "voila"), str(notebook), "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/voila/static/favicon.ico", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Voilà did not start:\n{(tmp_path / 'voila.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+    with served(command, tmp_path, f"{base}/voila/static/favicon.ico", "Voilà", timeout=30):
         yield f"{base}/?token={token}", tmp_path, store_uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-        log.close()
 
 
 @pytest.fixture()
