@@ -96,6 +96,9 @@ def import_kinds(modules: T.Iterable[str], # module names, e.g. `["my_kinds"]`
                  setting: str = "imports", # what the user called them, for the message (`--imports` on the command line)
                 ) -> None:
     "Import `modules`, so the kinds they define register themselves; a `ConfigError` names one that fails."
+    if isinstance(modules, (str, bytes)) or not isinstance(modules, T.Iterable) \
+            or not all(isinstance(module, str) and module for module in modules):
+        raise ConfigError(f"{setting}: expected a list of module names, e.g. [my_kinds]; got {modules!r}"[:300])
     for module in modules:
         try:
             importlib.import_module(module)
