@@ -55,8 +55,11 @@ class Store:
         return MlflowService(tracking_uri=self.uri, registry_uri=self.uri, **settings)
 
     def client(self):
+        "A client of the store, which it creates or upgrades under the library's lock (a process may be starting on it)."
         from mlflow.tracking import MlflowClient
-        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        from regression_lab.services import store_lock
+        with store_lock(self.uri):  # making the client makes the store's tables
+            return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def runs(self) -> list:
         "Every run in every experiment of the store (none when the database was never created)."

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import threading
+import time
 import traceback
 import typing as T
 
@@ -18,7 +21,7 @@ if T.TYPE_CHECKING:
     from regression_lab.pipelines.runs import PipelineResult
 
 # %% auto #0
-__all__ = ['add_pipeline_commands', 'pipeline_command', 'main']
+__all__ = ['STOP_WAIT', 'add_pipeline_commands', 'pipeline_command', 'main']
 
 # %% ../../nbs/12a_cli_pipelines.ipynb #7d0509eb
 def _shared_options(parser: argparse.ArgumentParser) -> None:
@@ -157,6 +160,20 @@ def _run(args: argparse.Namespace, pipeline, inputs: dict[str, T.Any], outputs: 
                         dry_run=args.dry_run, tracking_uri=args.tracking_uri, experiment=args.experiment,
                         logger_service=logger_service, trial_store=args.trial_store)
 
+# %% ../../nbs/12a_cli_pipelines.ipynb #e1d39911
+STOP_WAIT = 30.0  # seconds `pipeline run` waits, once stopped, for cancelled steps still inside a C call
+
+def _wait_for_cancelled_steps(wait: float = STOP_WAIT) -> None:
+    "Wait up to `wait` seconds for cancelled step attempts to end; silence the log of those that do not."
+    from regression_lab.pipelines.runs import attempts_still_stopping
+    deadline = time.monotonic() + wait
+    for thread in attempts_still_stopping():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if attempts_still_stopping():  # the process is about to exit: what they print now would follow the last line
+        from loguru import logger
+        logger.remove()
+        logging.disable(logging.CRITICAL)
+
 # %% ../../nbs/12a_cli_pipelines.ipynb #4e5c8217
 def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pipeline_commands` extended
                     ) -> int:
@@ -171,6 +188,7 @@ def pipeline_command(args: argparse.Namespace, # parsed by a parser that `add_pi
         with sigterm_interrupts():
             result = _run(args, pipeline, inputs, outputs)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: running steps were cancelled, their runs closed FAILED
+        _wait_for_cancelled_steps()
         return fail(args, EXIT_STOPPED, f"pipeline stopped ({str(stop) or 'Ctrl-C'}); running steps were cancelled",
                     {"status": "stopped", "outputs": {}, "steps": {}})
     except InputError as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import datetime
 import functools
 import json
 import socket
@@ -610,6 +611,24 @@ def _close(self: _Search, executor) -> None:
     if self._client is not None:
         self._client.close()
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #5930910d
+@patch
+def _beat_orphans(self: _Search) -> list[int]:
+    "Record a first heartbeat for running trials older than the grace period that never had one; their numbers."
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+    started_before = datetime.datetime.now() - datetime.timedelta(seconds=self.job.store.grace_period)
+    old = [trial for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if trial.datetime_start is not None and trial.datetime_start < started_before]
+    if not old:
+        return []
+    with self.experiments.storage.engine.connect() as connection:  # Optuna's own table of heartbeats
+        beating = set(connection.execute(sa.text("SELECT trial_id FROM trial_heartbeats")).scalars())
+    orphans = [trial for trial in old if trial._trial_id not in beating]
+    for trial in orphans:
+        self.storage.record_heartbeat(trial._trial_id)
+    return [trial.number for trial in orphans]
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #ebae02f4
 @patch
 def _others_busy(self: _Search, pause: float = 0.5) -> bool:
@@ -619,6 +638,9 @@ def _others_busy(self: _Search, pause: float = 0.5) -> bool:
         return False
     import optuna
     time.sleep(pause)
+    if orphans := self._beat_orphans():
+        self.log.warning("trial(s) {} of a process that died before their first heartbeat: failed after {} s more",
+                         orphans, self.job.store.grace_period)
     with warnings.catch_warnings():  # fail_stale_trials is marked experimental
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(self.study)

@@ -30,8 +30,8 @@ from .declaration import Pipeline, PipelinePlan, analyse, interpolate, step_conf
 from ..services import LoggerService, MlflowService, absolute_uri
 
 # %% auto #0
-__all__ = ['StepStatus', 'CANCEL_GRACE', 'Submit', 'SCHEDULER_TIMEOUT', 'StepSummary', 'PipelineError', 'PipelineResult',
-           'StepTimeout', 'Outcome', 'StepCancelled', 'run_pipeline']
+__all__ = ['StepStatus', 'CANCEL_GRACE', 'ATTEMPT_THREAD', 'Submit', 'SCHEDULER_TIMEOUT', 'StepSummary', 'PipelineError',
+           'PipelineResult', 'StepTimeout', 'Outcome', 'StepCancelled', 'attempts_still_stopping', 'run_pipeline']
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #d1d0a121
 StepStatus = T.Literal["ok", "failed", "timed-out", "skipped", "planned"]
@@ -166,6 +166,8 @@ def _cancel(threads: T.Iterable[threading.Thread], # running step attempts
     return [thread for thread in threads if thread.is_alive()]
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #f10c3eb5
+ATTEMPT_THREAD = "pipeline-step-attempt"  # the name a step attempt's thread starts with
+
 def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float | None) -> T.Any:
     "`target(**kwargs)` in a thread of its own that can be cancelled: after `timeout` seconds, or when the run stops."
     box, running = {}, getattr(threading.current_thread(), "step_attempts", None)  # see `_recording`
@@ -174,7 +176,7 @@ def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float | None
             box["result"] = target(**kwargs)
         except BaseException as error:
             box["error"] = error
-    thread = threading.Thread(target=attempt, daemon=True, name=f"pipeline-step-attempt of {threading.current_thread().name}")
+    thread = threading.Thread(target=attempt, daemon=True, name=f"{ATTEMPT_THREAD} of {threading.current_thread().name}")
     thread.start()
     if running is not None:
         running.add(thread)
@@ -189,6 +191,11 @@ def _bounded(target: T.Callable, kwargs: dict[str, T.Any], timeout: float | None
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+# %% ../../nbs/10a_pipelines_runs.ipynb #43ea6cef
+def attempts_still_stopping() -> list[threading.Thread]:
+    "The step attempts of this process still running after they were cancelled or their pipeline ended."
+    return [thread for thread in threading.enumerate() if thread.name.startswith(ATTEMPT_THREAD) and thread.is_alive()]
 
 # %% ../../nbs/10a_pipelines_runs.ipynb #9fa4f887
 def _outputs(result: T.Any, outputs: T.Mapping[str, str]) -> dict[str, T.Any]:

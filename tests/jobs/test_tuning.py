@@ -200,6 +200,19 @@ def wait_for_trials(db: Path, process: subprocess.Popen, complete: int, timeout:
     pytest.fail(f"the search never reached {complete} finished trials: {process.communicate()[1][-2000:]}")
 
 
+def finished(command: list[str], cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    "`command` run to its end; past `timeout` it is aborted and the test fails with every thread's stack."
+    process = subprocess.Popen(command, cwd=cwd, env={**env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # faulthandler prints where each thread waits
+        stacks = process.communicate()[1].split("\nExtension modules")[0]
+        pytest.fail(f"still running after {timeout:g} s: {stacks[-6000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
 def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted_trial(tmp_path):
     # given: a search whose trials are slow enough to interrupt
     command, env, db = slow_search(tmp_path, "interrupted", n_trials=5, grace=2, seed=3)
@@ -213,7 +226,7 @@ def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted
     assert before.get("RUNNING") == 1
     time.sleep(3)  # past the grace period: the running trial's heartbeat is stale
     # when: the same command runs again
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = finished(command, tmp_path, env)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
     # then: exactly five configurations finished; the interrupted one failed and was retried; none ran twice
@@ -228,6 +241,23 @@ def test_a_killed_search_resumes_with_an_exact_count_and_retries_the_interrupted
     retried = history[history["configuration"] == failed["configuration"].iloc[0]]
     assert retried["attempt"].tolist() == [1, 2]
     assert retried["state"].tolist() == ["FAIL", "COMPLETE"]
+
+
+def test_a_trial_whose_process_died_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    # given: a finished search of two trials, then a third trial asked by a process killed before it recorded a heartbeat
+    import optuna
+    command, env, db = slow_search(tmp_path, "orphaned", n_trials=2, grace=2, seed=5)
+    assert finished(command, tmp_path, env).returncode == 0
+    study = optuna.load_study(study_name="orphaned", storage=f"sqlite:///{db}")
+    orphan = study.ask()
+    # when: the search is resumed for three trials
+    command, env, db = slow_search(tmp_path, "orphaned", n_trials=3, grace=2, seed=5)
+    done = finished(command, tmp_path, env, timeout=120)
+    # then: it ends with three finished configurations instead of waiting for the orphan forever; the orphan failed
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1])["n_trials"] == 3
+    assert "died before their first heartbeat" in done.stderr
+    assert study.get_trials()[orphan.number].state.name == "FAIL"
 
 
 # ------------------------------------------------------------------------------------------------------- Dask
