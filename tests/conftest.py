@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,13 @@ CONFS = ROOT / "confs"
 CLI = Path(sys.executable).parent / "regression-lab"
 INPUT_COLUMNS = ["size", "rooms", "age", "city", "condition"]
 TARGET = "price"
+
+
+# A shell that starts the tests in the background (`bash .ci/run &`) ignores Ctrl-C for them, and an ignored signal
+# stays ignored in every child. Handled here, it is back to its default in each process the tests start, so the
+# tests that press Ctrl-C on a command are heard.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

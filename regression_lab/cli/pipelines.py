@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace, pipeline, inputs: dict[str, T.Any], outputs: 
                         logger_service=logger_service, trial_store=args.trial_store)
 
 # %% ../../nbs/12a_cli_pipelines.ipynb #e1d39911
-STOP_WAIT = 30.0  # seconds `pipeline run` waits, once stopped, for cancelled steps still inside a C call
+STOP_WAIT = 20.0  # seconds `pipeline run` waits, once stopped, for cancelled steps still inside a C call
 
 def _wait_for_cancelled_steps(wait: float = STOP_WAIT) -> None:
     "Wait up to `wait` seconds for cancelled step attempts to end; silence the log of those that do not."
