@@ -184,9 +184,8 @@ def table_schema(data: pd.DataFrame, # a table as read
                 ):
     "The `mlflow.types.Schema` that `mlflow.data.from_pandas` would infer for `data`, or None where it has none."
     from mlflow.types import ColSpec, Schema
-    from mlflow.types.utils import _infer_required
-    try:
-        return Schema([ColSpec(type=_column_type(data[name]), name=name, required=_infer_required(data[name]))
+    try:  # required: no hole, found by pandas at once rather than by MLflow row by row
+        return Schema([ColSpec(type=_column_type(data[name]), name=name, required=not data[name].isna().any())
                        for name in data.columns])
     except Exception:
         return None

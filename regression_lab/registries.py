@@ -60,18 +60,29 @@ class Saver(Component, abc.ABC):
     def save(self, model, signature=None, input_example=None, trusted_types: list[str] | None = None):
         "Log `model` and return MLflow's `ModelInfo`."
 
+# %% ../nbs/06_registries.ipynb #d44eeb87
+def _sklearn_flavor():
+    "MLflow's scikit-learn flavour for `Model.log`, whose `validate_serving_input` switch its `save_model` does not take."
+    import types
+    import mlflow.sklearn
+    def save_model(validate_serving_input: bool = True, **settings):
+        return mlflow.sklearn.save_model(**settings)
+    return types.SimpleNamespace(__name__=mlflow.sklearn.__name__, save_model=save_model)
+
 # %% ../nbs/06_registries.ipynb #cda693e6
 class SklearnSaver(Saver):
     "Save with MLflow's scikit-learn flavour (which is also loadable as a pyfunc)."
     KIND: T.Literal["SklearnSaver"] = "SklearnSaver"
     serialization_format: T.Literal["skops", "cloudpickle", "pickle"] = "skops"
     pip_requirements: list[str] | None = None
+    check_serving_input: bool = False  # also load the logged model as a server would and predict the input example
 
     def save(self, model, signature=None, input_example=None, trusted_types=None):
-        import mlflow.sklearn
-        return mlflow.sklearn.log_model(
-            model, name=self.name, signature=signature, input_example=input_example,
-            serialization_format=self.serialization_format, pip_requirements=self.requirements(),
+        from mlflow.models import Model
+        return Model.log(
+            artifact_path=None, name=self.name, flavor=_sklearn_flavor(), sk_model=model, signature=signature,
+            input_example=input_example, serialization_format=self.serialization_format,
+            pip_requirements=self.requirements(), validate_serving_input=self.check_serving_input,
             skops_trusted_types=trusted_types if self.serialization_format == "skops" else None,
         )
 

@@ -107,7 +107,8 @@ def _add_tune(commands) -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     tune.add_argument("--study", default="regression_lab", help="study name; an existing study is resumed")
     tune.add_argument("--storage", default="sqlite:///optuna.db", help="trial store URL (default sqlite:///optuna.db)")
-    tune.add_argument("--n-jobs", type=int, default=1, help="parallel workers on this machine")
+    tune.add_argument("--n-jobs", type=int, default=1,
+                      help="trials at a time on this machine, in worker processes (-e job.workers=threads for threads)")
     tune.add_argument("--scheduler", help="Dask scheduler address: run the trials on that cluster")
     tune.add_argument("--metric", default="RMSE", help="metric kind that drives the search (RMSE, MAE, R2, MAPE)")
     _job_options(tune)

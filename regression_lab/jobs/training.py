@@ -179,21 +179,28 @@ def _sample(actual, predicted, max_points: int):
         actual, predicted = actual[keep], predicted[keep]
     return actual, predicted
 
+# %% ../../nbs/08a_jobs_training.ipynb #c453120f
+def _figure():
+    "An empty 5 by 4 inch figure with room for the labels of its axes."
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(5, 4))
+    figure.subplots_adjust(left=0.16, right=0.96, bottom=0.13, top=0.92)
+    return figure
+
 # %% ../../nbs/08a_jobs_training.ipynb #237cfee5
 def training_figures(actual, # the true targets of the test rows
                      predicted, # the model's predictions of the same rows
                      max_points: int = 2000, # at most this many points are drawn
                     ) -> dict[str, T.Any]:
     "A predicted-vs-actual and a residuals figure (at most `max_points` points), keyed by artifact path."
-    from matplotlib.figure import Figure
     actual, predicted = _sample(actual, predicted, max_points)
-    scatter = Figure(figsize=(5, 4), layout="constrained")
+    scatter = _figure()
     ax = scatter.subplots()
     ax.scatter(actual, predicted, s=12, alpha=0.6)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (test rows)")
-    residuals = Figure(figsize=(5, 4), layout="constrained")
+    residuals = _figure()
     ax = residuals.subplots()
     ax.scatter(predicted, actual - predicted, s=12, alpha=0.6)
     ax.axhline(0, color="grey", linestyle="--", linewidth=1)

@@ -9,8 +9,11 @@ import concurrent.futures as cf
 import contextlib
 import datetime
 import functools
+import importlib
 import json
+import os
 import socket
+import sys
 import threading
 import time
 import typing as T
@@ -32,9 +35,9 @@ from ..trials import (CategoricalParam, FloatParam, IntParam, MedianPruner, Para
                                    SearchSpace, TPESampler, TrialStore, attempt_of)
 
 # %% auto #0
-__all__ = ['DEFAULT_SEARCH_SPACES', 'TuningLocals', 'TrialOutcome', 'TuningJob', 'search_config', 'evaluate_trial',
-           'kind_modules', 'evaluate_remote', 'count_configurations', 'retry_attempt', 'TrialTracker', 'run_tuning',
-           'TunedModel']
+__all__ = ['DEFAULT_SEARCH_SPACES', 'WORKER_PRELOAD', 'TuningLocals', 'TrialOutcome', 'TuningJob', 'search_config',
+           'evaluate_trial', 'kind_modules', 'evaluate_remote', 'count_configurations', 'retry_attempt', 'TrialTracker',
+           'evaluate_in_process', 'run_tuning', 'TunedModel']
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #1ffe8824
 DEFAULT_SEARCH_SPACES: dict[str, dict[str, Param]] = {
@@ -99,6 +102,7 @@ class TuningJob(Job):
     study_name: str = "regression_lab"
     store: TrialStore = TrialStore()
     n_jobs: pdt.PositiveInt = 1  # trials at a time on this machine
+    workers: T.Literal["auto", "processes", "threads"] = "auto"  # what runs n_jobs > 1 trials here; auto: processes when every kind can be imported
     scheduler: str | None = None  # the address of a Dask scheduler, to run the trials on its workers
     max_attempts: pdt.PositiveInt = 2  # attempts at one configuration before it counts as failed
     threads_per_trial: pdt.PositiveInt = 1  # threads of the numeric libraries inside one trial
@@ -309,10 +313,13 @@ def _study_cached(store_json: str, name: str, pruner_json: str):
     return optuna.load_study(study_name=name, storage=store.storage(), pruner=pruner.build())
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #058303d8
+def _kind_modules(job: TuningJob) -> set[str]:
+    parts = [job, job.model, job.metric, *job.metrics, job.splitter, job.inputs, job.targets, job.sampler, job.pruner]
+    return {type(part).__module__ for part in parts}
+
 def kind_modules(job: TuningJob) -> list[str]:
     "The modules that define the kinds `job` is made of, for a worker to import before rebuilding it."
-    parts = [job, job.model, job.metric, *job.metrics, job.splitter, job.inputs, job.targets, job.sampler, job.pruner]
-    return sorted({type(part).__module__ for part in parts} - {"__main__"})
+    return sorted(_kind_modules(job) - {"__main__"})
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #f54eae8f
 def evaluate_remote(job_json: str, modules: list[str], trial_id: int, params: dict[str, T.Any]) -> TrialOutcome:
@@ -465,6 +472,87 @@ def _register_slots(self: _Search, type: str, names: list[str] | None) -> None:
         self._slot_type = type
         self.experiments.register_cpu_slots() if names is None else self.experiments.register_resources(type, names)
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #c2da551b
+_WORKER: dict[str, T.Any] = {}  # in a worker process: its job and tables, set once by `_start_worker`
+
+def _start_worker(job_json: str, modules: list[str], inputs, targets) -> None:
+    "Set up a worker process: import the kinds' modules, rebuild the job, keep its tables."
+    for module in modules:
+        importlib.import_module(module)
+    _study_cached.cache_clear()  # a connection opened by another process is not this one's to use
+    _WORKER.update(job=Job.model_validate_json(job_json), inputs=inputs, targets=targets)
+
+def evaluate_in_process(trial_id: int, params: dict[str, T.Any]) -> TrialOutcome:
+    "Run one trial in a worker process set up by `_start_worker`: open the study there, mark the trial, evaluate."
+    import optuna
+    job = _WORKER["job"]
+    study = _study_cached(job.store.model_dump_json(), job.study_name, job.pruner.model_dump_json())
+    study._storage.set_trial_user_attr(trial_id, "worker", f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        return evaluate_trial(job, optuna.trial.Trial(study, trial_id), params, _WORKER["inputs"], _WORKER["targets"])
+    except optuna.TrialPruned:
+        return TrialOutcome({}, [], pruned=True)
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #71c97bf5
+WORKER_PRELOAD = ("pandas", "optuna", "sqlalchemy", "sklearn.compose", "sklearn.pipeline", "sklearn.preprocessing",
+                  "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "regression_lab.jobs.tuning")  # imported once, by the server the workers are forked from
+
+def _process_pool(job: TuningJob, inputs, targets) -> cf.ProcessPoolExecutor:
+    "`job.n_jobs` worker processes for its trials, forked from a server that has imported the library and the kinds."
+    import multiprocessing
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context, modules = multiprocessing.get_context(method), kind_modules(job)
+    if method == "forkserver":  # heeded when the server starts: once per process
+        context.set_forkserver_preload([*WORKER_PRELOAD, *modules])
+    return cf.ProcessPoolExecutor(job.n_jobs, mp_context=context, initializer=_start_worker,
+                                  initargs=(job.model_dump_json(), modules, inputs, targets))
+
+@contextlib.contextmanager
+def _main_left_alone():
+    "Inside: a new worker process does not run the main script or module again, as it would unguarded by `__main__`."
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__.pop(name) for name in ("__file__",) if name in main.__dict__}
+    spec, main.__spec__ = getattr(main, "__spec__", None), None  # the workers need nothing defined there
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        main.__spec__ = spec
+
+class _WorkerProcesses:
+    "The worker processes of a search, started again when one dies (the trials it held fail, to be retried)."
+    def __init__(self, job: TuningJob, inputs, targets, log):
+        self._start, self.log = functools.partial(_process_pool, job, inputs, targets), log
+        self.pool = self._start()
+
+    def submit(self, trial, params: dict[str, T.Any]):
+        with _main_left_alone():  # a worker starts inside `submit`, when none is idle
+            try:
+                return self.pool.submit(evaluate_in_process, trial._trial_id, params)
+            except (cf.process.BrokenProcessPool, RuntimeError):  # broken, or shut down as broken
+                if not getattr(self.pool, "_broken", False):
+                    raise
+                self.log.warning("a worker process died; starting the workers again")
+                self.pool = self._start()
+                return self.pool.submit(evaluate_in_process, trial._trial_id, params)
+
+    def terminate(self) -> None:
+        "Stop the workers at once, trials and all (the search was stopped)."
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):  # no public way before 3.14
+            process.terminate()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #a23bdee3
+def _in_processes(job: TuningJob) -> bool:
+    "Whether `job` runs its trials in worker processes here: as `workers` says; for auto, n_jobs > 1 and importable kinds."
+    import multiprocessing
+    if job.workers != "auto":
+        return job.workers == "processes"
+    in_daemon = multiprocessing.current_process().daemon  # a daemonic process may not start processes of its own
+    return job.n_jobs > 1 and not in_daemon and "__main__" not in _kind_modules(job)
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #ac1ab715
 @patch
 def _executor(self: _Search):
@@ -483,6 +571,9 @@ def _executor(self: _Search):
         self._client = client
         return None, submit
     self._register_slots(cpu_type(), None)
+    if _in_processes(self.job):
+        executor = _WorkerProcesses(self.job, self.inputs, self.targets, self.log)
+        return executor, executor.submit
     executor = cf.ThreadPoolExecutor(max_workers=self.job.n_jobs, thread_name_prefix="trial")
     def submit(trial, params):
         return executor.submit(evaluate_trial, self.job, trial, params, self.inputs, self.targets)
@@ -683,6 +774,8 @@ def run(self: _Search, progress) -> int:
                     progress.update(1)
     except BaseException as stop:  # Ctrl-C, SIGTERM, a lost store: nothing of this process stays RUNNING
         self._fail_in_flight(stop)
+        if isinstance(executor, _WorkerProcesses):
+            executor.terminate()
         raise
     finally:
         self._close(executor)

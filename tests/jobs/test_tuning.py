@@ -44,11 +44,12 @@ def states(history) -> list[str]:
     return history.sort_values("trial")["state"].tolist()
 
 
-def test_parallel_workers_fill_the_study_exactly_with_distinct_trials(store, tmp_path):
-    # when: eight trials on two worker threads
-    job = tuning_job(store, tmp_path / "optuna.db", n_trials=8, n_jobs=2)
+@pytest.mark.parametrize("workers", ["processes", "threads"])
+def test_parallel_workers_fill_the_study_exactly_with_distinct_trials(store, tmp_path, workers):
+    # when: eight trials on two workers (processes, as `auto` picks for the package's kinds, or threads)
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=8, n_jobs=2, workers=workers, study_name=workers)
     result = run(job)
-    history = job.store.history("study")
+    history = job.store.history(workers)
     # then: exactly eight, each finished once, each a different configuration
     assert result.n_trials == 8
     assert states(history) == ["COMPLETE"] * 8
@@ -56,6 +57,52 @@ def test_parallel_workers_fill_the_study_exactly_with_distinct_trials(store, tmp
     assert result.best_value == pytest.approx(history["value"].min())
     # then: each fold's running score was reported
     assert set(history["folds"]) == {3}
+
+
+def test_worker_processes_run_the_trials_and_the_parent_tracks_them_without_stray_runs(store, tmp_path):
+    # when: a search of six trials with n_jobs=2 and the package's kinds (workers="auto")
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=6, n_jobs=2, study_name="processes-only")
+    result = run(job)
+    # then: two processes other than this one ran the trials
+    trials = job.store.load("processes-only").trials
+    workers = {trial.user_attrs["worker"] for trial in trials}
+    assert len(workers) == 2 and not any(worker.endswith(f":{os.getpid()}") for worker in workers)
+    # then: MLflow holds the search's run and one nested run per trial, nothing else
+    client = store.client()
+    experiment_id = client.get_run(result.run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], f"attributes.start_time >= {client.get_run(result.run_id).info.start_time}")
+    assert sorted(run.data.tags.get("mlflow.parentRunId", "") == result.run_id for run in runs) == [False] + [True] * 6
+
+
+def test_a_worker_process_killed_mid_trial_leaves_its_trial_failed_and_retried(store, tmp_path, monkeypatch):
+    # given: slow trials on two worker processes
+    monkeypatch.syspath_prepend(str(TESTS))
+    import tuning_kinds  # noqa: F401 (registers the kinds; the workers import the module too)
+    job = tuning_job(store, tmp_path / "optuna.db", n_trials=4, n_jobs=2, study_name="killed-worker",
+                     model={"KIND": "SlowRidgeModel", "delay": 1.0},
+                     search_space={"alpha": FloatParam(low=0.01, high=10, log=True)})
+    outcome = {}
+    searcher = threading.Thread(target=lambda: outcome.setdefault("result", run(job)))
+    searcher.start()
+    # when: the worker of the first running trial is killed
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            trials = job.store.load("killed-worker").trials
+        except Exception:  # no database or no study yet
+            trials = []
+        running = [trial for trial in trials if trial.state.name == "RUNNING" and "worker" in trial.user_attrs]
+        if running:
+            os.kill(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    searcher.join(180)
+    # then: the search ends with four finished configurations; what the dead worker held failed and was retried
+    assert outcome["result"].n_trials == 4
+    history = job.store.history("killed-worker")
+    failed = history[history["state"] == "FAIL"]
+    assert len(failed) >= 1 and all("process" in error.lower() for error in failed["error"])
+    assert history[history["state"] == "COMPLETE"]["configuration"].nunique() == 4
 
 
 def test_resuming_runs_only_the_missing_trials(store, tmp_path):
