@@ -507,6 +507,8 @@ def _process_pool(job: TuningJob, inputs, targets) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(job.n_jobs, mp_context=context, initializer=_start_worker,
                                   initargs=(job.model_dump_json(), modules, inputs, targets))
 
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #baa106d6
 @contextlib.contextmanager
 def _main_left_alone():
     "Inside: a new worker process does not run the main script or module again, as it would unguarded by `__main__`."
@@ -519,6 +521,8 @@ def _main_left_alone():
         main.__dict__.update(saved)
         main.__spec__ = spec
 
+
+# %% ../../nbs/08b_jobs_tuning.ipynb #21b82ae2
 class _WorkerProcesses:
     "The worker processes of a search, started again when one dies (the trials it held fail, to be retried)."
     def __init__(self, job: TuningJob, inputs, targets, log):
