@@ -508,7 +508,7 @@ def _process_pool(job: TuningJob, inputs, targets) -> cf.ProcessPoolExecutor:
                                   initargs=(job.model_dump_json(), modules, inputs, targets))
 
 
-# %% ../../nbs/08b_jobs_tuning.ipynb #baa106d6
+# %% ../../nbs/08b_jobs_tuning.ipynb #2261cd97
 @contextlib.contextmanager
 def _main_left_alone():
     "Inside: a new worker process does not run the main script or module again, as it would unguarded by `__main__`."
@@ -522,7 +522,7 @@ def _main_left_alone():
         main.__spec__ = spec
 
 
-# %% ../../nbs/08b_jobs_tuning.ipynb #21b82ae2
+# %% ../../nbs/08b_jobs_tuning.ipynb #e6ba49a6
 class _WorkerProcesses:
     "The worker processes of a search, started again when one dies (the trials it held fail, to be retried)."
     def __init__(self, job: TuningJob, inputs, targets, log):
