@@ -757,6 +757,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                        'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._alert_failure': ( 'jobs_tuning.html#_alert_failure',
                                                                                            'regression_lab/jobs/tuning.py'),
+                                            'regression_lab.jobs.tuning._attempts': ( 'jobs_tuning.html#_attempts',
+                                                                                      'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._errors_kept': ( 'jobs_tuning.html#_errors_kept',
                                                                                          'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._first_done': ( 'jobs_tuning.html#_first_done',

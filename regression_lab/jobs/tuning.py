@@ -342,13 +342,34 @@ def evaluate_remote(job_json: str, modules: list[str], trial_id: int, params: di
     except optuna.TrialPruned:  # an answer, not an error: Dask would log it as a failed task
         return TrialOutcome({}, [], pruned=True)
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #b8fb06f1
+def _attempts(study) -> list:
+    "Each trial's number, state and system attributes (only `retry_history`), read lightly from a database store."
+    import types
+    import sqlalchemy as sa
+    from optuna.trial import TrialState
+    engine = getattr(getattr(study._storage, "_backend", study._storage), "engine", None)
+    if engine is None:  # a store that is not a database: the trials themselves
+        return study.get_trials(deepcopy=False)
+    trials = sa.table("trials", sa.column("trial_id"), sa.column("number"), sa.column("study_id"), sa.column("state"))
+    attrs = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"), sa.column("value_json"))
+    mine = trials.c.study_id == study._study_id
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(trials.c.trial_id, trials.c.number, trials.c.state).where(mine)).all()
+        histories = dict(connection.execute(sa.select(attrs.c.trial_id, attrs.c.value_json)
+                                            .join(trials, trials.c.trial_id == attrs.c.trial_id)
+                                            .where(mine, attrs.c.key == "retry_history")).all())
+    return [types.SimpleNamespace(number=number, state=TrialState[state], system_attrs=(
+                {"retry_history": json.loads(histories[trial_id])} if trial_id in histories else {}))
+            for trial_id, number, state in rows]
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #9473d70f
 def count_configurations(study,  # the study, as stored
                          max_attempts: int,  # attempts allowed per configuration
                         ) -> tuple[set[int], set[int], int]:
     "`(done, busy, waiting)`: configurations that need no more attempts, those being tried, queued attempts."
     done, busy, waiting = set(), set(), 0
-    for trial in study.get_trials(deepcopy=False):
+    for trial in _attempts(study):
         configuration, attempt = attempt_of(trial)
         state = trial.state.name
         if state in ("COMPLETE", "PRUNED") or (state == "FAIL" and attempt >= max_attempts):

@@ -108,7 +108,10 @@ def save_picture(page, name: str, selector: str | None = None) -> Path:
 
 
 def colour(page, selector: str, css: str) -> str:
-    return page.eval_on_selector(selector, f"e => getComputedStyle(e)[{css!r}]")
+    "The computed `css` of the first element matching `selector`, read in one go (a re-render may replace the element)."
+    script = (f"() => {{ const e = document.querySelector({selector!r});"
+              f" return (e && e.isConnected && getComputedStyle(e)[{css!r}]) || null; }}")
+    return page.wait_for_function(script, timeout=30_000).json_value()
 
 
 @pytest.mark.parametrize("lab", ["light"], indirect=True)
