@@ -761,6 +761,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._errors_kept': ( 'jobs_tuning.html#_errors_kept',
                                                                                          'regression_lab/jobs/tuning.py'),
+                                            'regression_lab.jobs.tuning._evaluate_marked': ( 'jobs_tuning.html#_evaluate_marked',
+                                                                                             'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._first_done': ( 'jobs_tuning.html#_first_done',
                                                                                         'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._in_processes': ( 'jobs_tuning.html#_in_processes',

@@ -324,22 +324,25 @@ def kind_modules(job: TuningJob) -> list[str]:
 # %% ../../nbs/08b_jobs_tuning.ipynb #f54eae8f
 def evaluate_remote(job_json: str, modules: list[str], trial_id: int, params: dict[str, T.Any]) -> TrialOutcome:
     "Run one trial in a Dask worker: rebuild the job, load its study, mark the trial with this worker, evaluate."
-    import importlib
-    import optuna
     from distributed import get_worker
     for module in modules:
         importlib.import_module(module)
     job = Job.model_validate_json(job_json)
     study = _study_cached(job.store.model_dump_json(), job.study_name, job.pruner.model_dump_json())
-    storage = study._storage
-    previous = storage.get_trial(trial_id).user_attrs.get("worker")
+    previous = study._storage.get_trial(trial_id).user_attrs.get("worker")
     if previous is not None:
         return TrialOutcome({}, [], dead_worker=previous)
-    storage.set_trial_user_attr(trial_id, "worker", get_worker().address)
     inputs, targets = _read_cached(job.inputs.model_dump_json(), job.targets.model_dump_json())
+    return _evaluate_marked(job, trial_id, params, inputs, targets, get_worker().address)
+
+def _evaluate_marked(job: TuningJob, trial_id: int, params: dict[str, T.Any], inputs, targets, worker: str) -> TrialOutcome:
+    "Mark trial `trial_id` with `worker`, then evaluate it against the study opened in this process."
+    import optuna
+    study = _study_cached(job.store.model_dump_json(), job.study_name, job.pruner.model_dump_json())
+    study._storage.set_trial_user_attr(trial_id, "worker", worker)
     try:
         return evaluate_trial(job, optuna.trial.Trial(study, trial_id), params, inputs, targets)
-    except optuna.TrialPruned:  # an answer, not an error: Dask would log it as a failed task
+    except optuna.TrialPruned:  # an answer, not an error: a worker pool would report it as a failed task
         return TrialOutcome({}, [], pruned=True)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #b8fb06f1
@@ -505,14 +508,8 @@ def _start_worker(job_json: str, modules: list[str], inputs, targets) -> None:
 
 def evaluate_in_process(trial_id: int, params: dict[str, T.Any]) -> TrialOutcome:
     "Run one trial in a worker process set up by `_start_worker`: open the study there, mark the trial, evaluate."
-    import optuna
-    job = _WORKER["job"]
-    study = _study_cached(job.store.model_dump_json(), job.study_name, job.pruner.model_dump_json())
-    study._storage.set_trial_user_attr(trial_id, "worker", f"{socket.gethostname()}:{os.getpid()}")
-    try:
-        return evaluate_trial(job, optuna.trial.Trial(study, trial_id), params, _WORKER["inputs"], _WORKER["targets"])
-    except optuna.TrialPruned:
-        return TrialOutcome({}, [], pruned=True)
+    return _evaluate_marked(_WORKER["job"], trial_id, params, _WORKER["inputs"], _WORKER["targets"],
+                            f"{socket.gethostname()}:{os.getpid()}")
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #71c97bf5
 WORKER_PRELOAD = ("pandas", "optuna", "sqlalchemy", "sklearn.compose", "sklearn.pipeline", "sklearn.preprocessing",
