@@ -145,6 +145,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'regression_lab.core.in_notebook': ('core.html#in_notebook', 'regression_lab/core.py'),
                                      'regression_lab.core.load_yaml': ('core.html#load_yaml', 'regression_lab/core.py'),
                                      'regression_lab.core.mask_secrets': ('core.html#mask_secrets', 'regression_lab/core.py'),
+                                     'regression_lab.core.raise_in_thread': ('core.html#raise_in_thread', 'regression_lab/core.py'),
                                      'regression_lab.core.read_text': ('core.html#read_text', 'regression_lab/core.py')},
             'regression_lab.data': { 'regression_lab.data.BundledDataset': ('data.html#bundleddataset', 'regression_lab/data.py'),
                                      'regression_lab.data.CsvReader': ('data.html#csvreader', 'regression_lab/data.py'),

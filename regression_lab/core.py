@@ -5,8 +5,11 @@
 # %% ../nbs/00_core.ipynb #ce3bbcc1
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import threading
+import time
 import typing as T
 from pathlib import Path
 
@@ -14,8 +17,9 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'InputError', 'ConfigError', 'DataError', 'ServiceError',
-           'mask_secrets', 'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
+__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'raise_in_thread', 'InputError', 'ConfigError', 'DataError',
+           'ServiceError', 'mask_secrets', 'read_text', 'load_yaml', 'Kinded', 'Component', 'family',
+           'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -28,6 +32,22 @@ def in_notebook() -> bool:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return type(shell).__name__ == "ZMQInteractiveShell"
+
+# %% ../nbs/00_core.ipynb #0e52e3f4
+def raise_in_thread(thread: threading.Thread, # the thread to stop
+                    exception: type[BaseException], # raised there at its next Python instruction
+                    patience: float = 1.0, # seconds to wait for threads being started; then it is raised anyway
+                   ) -> bool:
+    "Raise `exception` in `thread`, never in a thread it is starting; False when `thread` has ended."
+    deadline = time.monotonic() + patience
+    while True:
+        with threading._active_limbo_lock:  # `Thread.start` holds it to put a thread in `_limbo` until it runs
+            if not threading._limbo or time.monotonic() > deadline:
+                if not thread.is_alive():
+                    return False
+                ident, error = ctypes.c_ulong(thread.ident), ctypes.py_object(exception)
+                return ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, error) == 1
+        time.sleep(0.001)
 
 # %% ../nbs/00_core.ipynb #7f3b6e47
 class InputError(ValueError):

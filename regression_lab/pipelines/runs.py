@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import ctypes
 import dataclasses
 import json
 import math
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pydantic as pdt
 
-from ..core import ConfigError, InputError, describe_validation_error, mask_secrets
+from ..core import ConfigError, InputError, describe_validation_error, mask_secrets, raise_in_thread
 from fastcore.basics import patch
 
 from .declaration import Pipeline, PipelinePlan, analyse, interpolate, step_config
@@ -159,7 +158,7 @@ def _cancel(threads: T.Iterable[threading.Thread], # running step attempts
     "Raise `StepCancelled` in each of `threads`; those still running after `grace` seconds."
     threads = [thread for thread in threads if thread.is_alive()]
     for thread in threads:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(StepCancelled))
+        raise_in_thread(thread, StepCancelled)
     deadline = time.monotonic() + grace
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))

@@ -5,7 +5,6 @@
 # %% ../../nbs/11b_widgets_run_panel.ipynb #dc935aca
 from __future__ import annotations
 
-import ctypes
 import html
 import re
 import threading
@@ -17,6 +16,7 @@ import pydantic as pdt
 from fastcore.basics import patch, patch_to
 
 from ..jobs import Job, Locals, TuningJob
+from ..core import raise_in_thread
 from ..services import LoggerService, sqlite_path, ui_command
 
 # %% auto #0
@@ -348,7 +348,7 @@ def _interrupt(self: RunPanel, thread: threading.Thread) -> None:
         if thread is not self._thread or not thread.is_alive() or not self._in_run or self._raised:
             return
         self._raised = True
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(JobStopped))
+        raise_in_thread(thread, JobStopped)
 
 # %% ../../nbs/11b_widgets_run_panel.ipynb #ad129b18
 @patch
