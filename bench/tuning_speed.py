@@ -13,6 +13,11 @@ For each size, in one run of this script, alternating, medians of `--repeats`:
   per trial. The first two-worker search of a process also starts the worker server; that one-time cost is shown
   apart, and the timed searches run after it.
 
+Below the table, for n_jobs=1, where a search's time goes: before its first trial (service, run, lineage, study),
+inside its trials (each trial's cross-validation, timed on its thread, against the bare work), between trials
+(telling the study, tracking, leasing, asking the next) and after its last (the best trial's record, the nested runs
+still being written).
+
 Targets: n_jobs=2 speed-up >= 90% of the calibration; n_jobs=1 at most 5% over bare; no stray MLflow runs (a search
 leaves its own run and one nested run per attempt, nothing else).
 
@@ -101,13 +106,41 @@ def share(size: str, folder: str, configurations: str) -> None:
     print(time.perf_counter() - start, flush=True)
 
 
-def tracked(size: str, folder: Path, study: str, trials: int, n_jobs: int) -> tuple[float, int]:
+EVALUATIONS: list[tuple[float, float]] = []  # (start, end) of each trial evaluated on a thread of this process
+
+
+def _timing_evaluations() -> None:
+    "Record when each trial run on a thread of this process (n_jobs=1) starts and ends its cross-validation."
+    import regression_lab.jobs.tuning as tuning
+    evaluate = tuning.evaluate_trial
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            EVALUATIONS.append((start, time.perf_counter()))
+    tuning.evaluate_trial = timed
+
+
+def where_it_goes(start: float, end: float) -> dict[str, float]:
+    "Seconds of a search before its first trial, inside its trials, between them, and after its last."
+    spans = sorted(EVALUATIONS)
+    gaps = [later[0] - earlier[1] for earlier, later in zip(spans, spans[1:])]
+    return {"before": spans[0][0] - start, "inside": sum(e - s for s, e in spans), "between": sum(gaps),
+            "gap": statistics.median(gaps) if gaps else 0.0, "after": end - spans[-1][1]}
+
+
+def tracked(size: str, folder: Path, study: str, trials: int, n_jobs: int,
+            spans: list | None = None) -> tuple[float, int]:
     "Seconds of a TuningJob search, and the MLflow runs it left beyond its own and one per attempt."
     job = make_job(size, folder, study, trials, n_jobs)
+    EVALUATIONS.clear()
     start = time.perf_counter()
     with job:
         result = job.run()
     elapsed = time.perf_counter() - start
+    if spans is not None and EVALUATIONS:
+        spans.append(where_it_goes(start, start + elapsed))
     client = job.mlflow_service.client()
     experiment = client.get_run(result.run_id).info.experiment_id
     since = client.get_run(result.run_id).info.start_time
@@ -132,7 +165,7 @@ def measure(size: str, folder: Path, trials: int, repeats: int) -> dict:
     tracked(size, folder, f"{size}-first-two", 2, 2)  # starts the worker server of this process, untimed
     first_two = time.perf_counter() - started
     times = {name: [] for name in ("one process", "two processes", "bare", "n_jobs=1", "n_jobs=2")}
-    stray = 0
+    stray, spans = 0, []
     for repeat in range(repeats):
         times["one process"].append(calibrate(size, folder, configurations, 1))
         times["two processes"].append(calibrate(size, folder, configurations, 2))
@@ -140,10 +173,12 @@ def measure(size: str, folder: Path, trials: int, repeats: int) -> dict:
         bare(size, folder, configurations)
         times["bare"].append(time.perf_counter() - start)
         for n_jobs in (1, 2):
-            elapsed, extra = tracked(size, folder, f"{size}-{n_jobs}-{repeat}", trials, n_jobs)
+            elapsed, extra = tracked(size, folder, f"{size}-{n_jobs}-{repeat}", trials, n_jobs,
+                                     spans if n_jobs == 1 else None)
             times[f"n_jobs={n_jobs}"].append(elapsed)
             stray += extra
-    return {"times": times, "stray": stray, "first_two": first_two, "trials": trials}
+    where = {part: statistics.median(span[part] for span in spans) for part in spans[0]} if spans else {}
+    return {"times": times, "stray": stray, "first_two": first_two, "trials": trials, "where": where}
 
 
 def report(results: dict, repeats: int) -> None:
@@ -170,6 +205,13 @@ def report(results: dict, repeats: int) -> None:
               f"{result['stray']:>6} | {'0':>14} |")
         print(f"| {size:<5} | {'  first 2-worker search (starts server)':<38} | {result['first_two']:>8.2f} | "
               f"{'':>8} | {'':>6} | {'':>14} |")
+    for size, result in results.items():
+        if where := result["where"]:
+            bare_s = statistics.median(result["times"]["bare"])
+            print(f"\n{size}, n_jobs=1, where a search's time goes (medians): before its first trial "
+                  f"{where['before']:.2f} s; inside its trials {where['inside']:.2f} s ({where['inside'] / bare_s:.2f}x the bare "
+                  f"work); between trials {where['between']:.2f} s ({1000 * where['gap']:.0f} ms each); "
+                  f"after its last {where['after']:.2f} s")
 
 
 def main() -> None:
@@ -185,6 +227,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     folder = Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     sizes = [args.only] if args.only else list(SIZES)
+    _timing_evaluations()
     results = {size: measure(size, folder, getattr(args, size), args.repeats) for size in sizes}
     report(results, args.repeats)
 
