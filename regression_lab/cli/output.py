@@ -15,7 +15,7 @@ import threading
 import traceback
 import typing as T
 
-from ..core import InputError, mask_secrets
+from ..core import STOP_ASKED, InputError, ask_stop, mask_secrets
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'MESSAGE_LIMIT', 'add_store_options', 'add_output_options',
@@ -82,16 +82,23 @@ def answer(args: argparse.Namespace, # the parsed arguments (`json` and `debug` 
 
 # %% ../../nbs/12g_cli_output.ipynb #c34bef0d
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    reason = "" if signum == signal.SIGINT else f"signal {signal.Signals(signum).name}"
+    if ask_stop(reason):  # else raised where the main thread's `stop_deferred` block ends
+        raise KeyboardInterrupt(reason)
 
 @contextlib.contextmanager
 def sigterm_interrupts():
-    "While the block runs on the main thread, SIGTERM interrupts it like Ctrl-C."
+    "While the block runs on the main thread, SIGTERM interrupts it like Ctrl-C; both set `STOP_ASKED`."
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    STOP_ASKED.clear()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        STOP_ASKED.clear()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pydantic as pdt
 from fastcore.basics import patch
 
-from ..core import ConfigError, DataError, Kind, mask_secrets
+from ..core import ConfigError, DataError, Kind, check_stop, mask_secrets, stop_deferred
 from ..data import Reader, log_lineage, validate_training_data
 from ..experiments import ExperimentStore, cpu_type
 from .base import Job, Locals, tag_caveats
@@ -455,7 +455,8 @@ class _Search:
                  experiments: ExperimentStore | None = None):
         self.job, self.study, self.inputs, self.targets, self.tracker, self.log = job, study, inputs, targets, tracker, log
         self.storage, self.experiments = study._storage, experiments or job.experiments()
-        self.in_flight: dict[T.Any, tuple[T.Any, dict]] = {}
+        self.in_flight: dict[T.Any, tuple[T.Any, dict]] = {}  # future: (trial, params), until the study is told
+        self.handing = None  # a trial asked for and not yet in flight
         self.slots: dict[int, int] = {}  # trial id: the resource slot it holds
         self._stop, self._client, self._slot_type, self._starved = threading.Event(), None, None, False
         self._wait = functools.partial(cf.wait, return_when=cf.FIRST_COMPLETED)
@@ -683,7 +684,7 @@ def _ask(self: _Search):
     "A new trial of the study, its heartbeat recorded (a queued retry first, else a new configuration)."
     with warnings.catch_warnings():  # ask-and-tell with heartbeats is deliberate here
         warnings.simplefilter("ignore")
-        trial = self.study.ask()
+        trial = self.handing = self.study.ask()
     self.storage.record_heartbeat(trial._trial_id)
     return trial
 
@@ -696,7 +697,7 @@ def _fill(self: _Search, submit) -> int:
         slot = self._take_slot()
         if slot is None:
             break
-        with self.experiments.lock(f"study:{self.study.study_name}"):
+        with stop_deferred(), self.experiments.lock(f"study:{self.study.study_name}"):  # a stop waits for `handing`
             trial = self._ask() if self._can_ask() else None
         if trial is None:
             if slot >= 0:
@@ -706,6 +707,7 @@ def _fill(self: _Search, submit) -> int:
             self.slots[trial._trial_id] = slot
         params = {name: param.suggest(trial, name) for name, param in self.job.space().items()}
         self.in_flight[submit(trial, params)] = (trial, params)
+        self.handing = None
         submitted += 1
     return submitted
 
@@ -765,11 +767,13 @@ def _fail_in_flight(self: _Search, reason: BaseException) -> None:
     "Mark the attempts still in flight as failed, saying why, so a resume retries them at once."
     from optuna.trial import TrialState
     why = mask_secrets(f"stopped: {type(reason).__name__}: {reason}")[:500]
-    for trial, _ in list(self.in_flight.values()):
-        with contextlib.suppress(Exception):  # the store itself may be what failed
+    stopped = [trial for trial, _ in self.in_flight.values()] + ([self.handing] if self.handing else [])
+    for trial in stopped:
+        with contextlib.suppress(Exception):  # the store itself may be what failed; a trial told already stays as told
             self.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", why)
             self.study.tell(trial, state=TrialState.FAIL)
     self.in_flight.clear()
+    self.handing = None
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #67356cea
 @patch
@@ -781,6 +785,7 @@ def run(self: _Search, progress) -> int:
     heartbeat.start()
     try:
         while True:
+            check_stop()  # a Ctrl-C swallowed by a callback stops the search here
             attempts += self._fill(submit)
             if not self.in_flight:
                 if self._starved and self._can_ask():  # every slot is leased by other tuners: wait for one
@@ -791,9 +796,10 @@ def run(self: _Search, progress) -> int:
                 return attempts
             done, _ = self._wait(list(self.in_flight), timeout=0.5)  # now and then, look for a slot freed elsewhere
             for future in done:
-                trial, params = self.in_flight.pop(future)
-                if self._tell(trial, future):
-                    progress.update(1)
+                with stop_deferred():  # a stop waits until the study is told and the nested run queued
+                    if self._tell(self.in_flight[future][0], future):
+                        progress.update(1)
+                    del self.in_flight[future]
     except BaseException as stop:  # Ctrl-C, SIGTERM, a lost store: nothing of this process stays RUNNING
         self._fail_in_flight(stop)
         if isinstance(executor, _WorkerProcesses):

@@ -209,7 +209,8 @@ def trial_states(db) -> dict[str, int]:
         return dict(connection.execute("select state, count(*) from trials group by state").fetchall())
 
 
-def slow_search(tmp_path: Path, study: str, n_trials: int, grace: float, seed: int) -> tuple[list[str], dict, Path]:
+def slow_search(tmp_path: Path, study: str, n_trials: int, grace: float, seed: int,
+                n_jobs: int = 1) -> tuple[list[str], dict, Path]:
     "The command, environment and trial database of a search whose trials take about 1.2 s each."
     config = tmp_path / "tune.yaml"
     config.write_text(textwrap.dedent(f"""
@@ -224,6 +225,7 @@ def slow_search(tmp_path: Path, study: str, n_trials: int, grace: float, seed: i
           sampler: {{KIND: RandomSampler, seed: {seed}}}
           pruner: {{KIND: NoPruner}}
           n_trials: {n_trials}
+          n_jobs: {n_jobs}
           study_name: {study}
           store: {{url: "sqlite:///optuna.db", heartbeat_interval: 1, grace_period: {grace}}}
           progress: false
@@ -232,15 +234,15 @@ def slow_search(tmp_path: Path, study: str, n_trials: int, grace: float, seed: i
     return command, cli_env(PYTHONPATH=str(TESTS)), tmp_path / "optuna.db"
 
 
-def wait_for_trials(db: Path, process: subprocess.Popen, complete: int, timeout: float = 120) -> None:
-    "Wait until `db` holds `complete` finished trials and one running; fail the test if it never does."
+def wait_for_trials(db: Path, process: subprocess.Popen, complete: int, timeout: float = 120, running: int = 1) -> None:
+    "Wait until `db` holds `complete` finished trials and `running` running; fail the test if it never does."
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             counts = trial_states(db) if db.exists() else {}
         except Exception:
             counts = {}
-        if counts.get("COMPLETE", 0) >= complete and counts.get("RUNNING", 0) == 1:
+        if counts.get("COMPLETE", 0) >= complete and counts.get("RUNNING", 0) == running:
             return
         time.sleep(0.1)
     process.kill()
@@ -532,3 +534,21 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_resume_at_once_reaches_the_exac
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1])["n_trials"] == 4
     assert trial_states(db) == {"COMPLETE": 4, "FAIL": 1}
+
+
+def test_ctrl_c_stops_the_worker_processes_and_fails_their_trials(tmp_path):
+    import psutil
+    # given: a search of slow trials on two worker processes, both busy
+    command, env, db = slow_search(tmp_path, "stopped-workers", n_trials=6, grace=600, seed=7, n_jobs=2)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_trials(db, process, complete=1, running=2)
+    helpers = psutil.Process(process.pid).children(recursive=True)  # the worker server and its workers
+    # when: Ctrl-C reaches the search's process alone (not its process group)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    # then: exit 130, both trials in flight failed, and no worker left running one
+    assert process.returncode == 130, err[-2000:]
+    assert trial_states(db).get("RUNNING", 0) == 0 and trial_states(db).get("FAIL", 0) >= 1, err[-3000:]
+    assert len(helpers) >= 3
+    _, alive = psutil.wait_procs(helpers, timeout=15)
+    assert alive == [], [helper.cmdline() for helper in alive]
