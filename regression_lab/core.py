@@ -18,9 +18,9 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['STOP_ASKED', 'MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'raise_in_thread', 'ask_stop', 'check_stop',
-           'stop_deferred', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'mask_secrets', 'read_text',
-           'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
+__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'raise_in_thread', 'ask_stop', 'stop_asked', 'clear_stop',
+           'check_stop', 'stop_deferred', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'mask_secrets',
+           'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -51,19 +51,27 @@ def raise_in_thread(thread: threading.Thread, # the thread to stop
         time.sleep(0.001)
 
 # %% ../nbs/00_core.ipynb #298de55e
-STOP_ASKED = threading.Event()  # set by the command line's Ctrl-C and SIGTERM handlers while a command runs
-_stop = {"reason": "", "deferring": 0}  # why (empty: Ctrl-C); how deep the main thread is in `stop_deferred`
+# asked by a command's Ctrl-C or SIGTERM handler; why (empty: Ctrl-C); how deep the main thread is in `stop_deferred`
+_stop = {"asked": threading.Event(), "reason": "", "deferring": 0}
 
 def ask_stop(reason: str = "", # why, for the `KeyboardInterrupt`; empty for Ctrl-C
             ) -> bool:
     "Record a stop; True when it may be raised now, False while the main thread defers it."
     _stop["reason"] = reason
-    STOP_ASKED.set()
+    _stop["asked"].set()
     return _stop["deferring"] == 0
+
+def stop_asked() -> bool:
+    "Whether a stop was asked, and not yet cleared."
+    return _stop["asked"].is_set()
+
+def clear_stop() -> None:
+    "Forget a stop that was asked (a command starts, or is over)."
+    _stop["asked"].clear()
 
 def check_stop() -> None:
     "Raise the `KeyboardInterrupt` of a stop that was asked, deferred, or swallowed where Python could not raise it."
-    if STOP_ASKED.is_set():
+    if stop_asked():
         raise KeyboardInterrupt(_stop["reason"])
 
 # %% ../nbs/00_core.ipynb #24e74c70

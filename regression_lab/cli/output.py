@@ -15,7 +15,7 @@ import threading
 import traceback
 import typing as T
 
-from ..core import STOP_ASKED, InputError, ask_stop, mask_secrets
+from ..core import InputError, ask_stop, clear_stop, mask_secrets
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_FAILED', 'EXIT_BAD_INPUT', 'EXIT_STOPPED', 'MESSAGE_LIMIT', 'add_store_options', 'add_output_options',
@@ -88,11 +88,11 @@ def _interrupt(signum, frame):
 
 @contextlib.contextmanager
 def sigterm_interrupts():
-    "While the block runs on the main thread, SIGTERM interrupts it like Ctrl-C; both set `STOP_ASKED`."
+    "While the block runs on the main thread, SIGTERM interrupts it like Ctrl-C; both record the stop (`ask_stop`)."
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    STOP_ASKED.clear()
+    clear_stop()
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
@@ -101,4 +101,4 @@ def sigterm_interrupts():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        STOP_ASKED.clear()
+        clear_stop()
