@@ -694,20 +694,21 @@ def _fill(self: _Search, submit) -> int:
     "Submit new attempts while a worker and a slot are free and the study wants more; the number submitted."
     submitted = 0
     while len(self.in_flight) < self._workers:
-        slot = self._take_slot()
-        if slot is None:
-            break
-        with stop_deferred(), self.experiments.lock(f"study:{self.study.study_name}"):  # a stop waits for `handing`
-            trial = self._ask() if self._can_ask() else None
-        if trial is None:
+        with stop_deferred():  # a stop waits until the slot and the trial are both known to the search
+            slot = self._take_slot()
+            if slot is None:
+                break
+            with self.experiments.lock(f"study:{self.study.study_name}"):
+                trial = self._ask() if self._can_ask() else None
+            if trial is None:
+                if slot >= 0:
+                    self.experiments.free_resource(slot)
+                break
             if slot >= 0:
-                self.experiments.free_resource(slot)
-            break
-        if slot >= 0:
-            self.slots[trial._trial_id] = slot
-        params = {name: param.suggest(trial, name) for name, param in self.job.space().items()}
-        self.in_flight[submit(trial, params)] = (trial, params)
-        self.handing = None
+                self.slots[trial._trial_id] = slot
+            params = {name: param.suggest(trial, name) for name, param in self.job.space().items()}
+            self.in_flight[submit(trial, params)] = (trial, params)
+            self.handing = None
         submitted += 1
     return submitted
 
