@@ -21,7 +21,8 @@ if T.TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['BUNDLED_DATASETS', 'FILE_KINDS', 'Reader', 'BundledDataset', 'DatasetReader', 'CsvReader', 'ParquetReader',
-           'table_schema', 'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter', 'file_kind', 'validate_training_data']
+           'table_schema', 'table_digest', 'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter', 'file_kind',
+           'validate_training_data']
 
 # %% ../nbs/02_data.ipynb #41a9a237
 @family
@@ -190,6 +191,28 @@ def table_schema(data: pd.DataFrame, # a table as read
     except Exception:
         return None
 
+# %% ../nbs/02_data.ipynb #c1b9e308
+def _only_text(column: pd.Series) -> bool:
+    "Whether every cell of `column` is a `str` (no hole, no number), as MLflow's digest decides it."
+    import pandas as pd
+    if column.hasnans:
+        return False
+    values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    return isinstance(values.dtype, pd.StringDtype) or (
+        values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string")
+
+def table_digest(data: pd.DataFrame, # a table as read
+                ) -> str:
+    "The digest `mlflow.data.from_pandas` gives `data`, without visiting each cell in Python."
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+    head = data.head(MAX_ROWS)
+    text = [name for name in data.columns if _only_text(data[name])]
+    kept = head[pd.Index(text).union(head.select_dtypes(include=[np.number]).columns)]
+    return get_normalized_md5_digest([pd.util.hash_pandas_object(kept).values, np.int64(len(data))]
+                                     + [str(name).encode() for name in data.columns])
+
 # %% ../nbs/02_data.ipynb #27faf05d
 @patch
 def lineage(self: Reader,
@@ -202,7 +225,7 @@ def lineage(self: Reader,
     from mlflow.data.pandas_dataset import from_pandas
     with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns about it
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        dataset = from_pandas(data, source=self.source(), name=name, targets=targets)
+        dataset = from_pandas(data, source=self.source(), name=name, targets=targets, digest=table_digest(data))
     dataset.__dict__["schema"] = table_schema(data)  # MLflow caches the schema there; this fills it faster
     return dataset
 
