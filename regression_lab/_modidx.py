@@ -1148,6 +1148,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'regression_lab/registries.py'),
                                            'regression_lab.registries._sklearn_flavor': ( 'registries.html#_sklearn_flavor',
                                                                                           'regression_lab/registries.py'),
+                                           'regression_lab.registries._types_checked': ( 'registries.html#_types_checked',
+                                                                                         'regression_lab/registries.py'),
                                            'regression_lab.registries.model_uri': ( 'registries.html#model_uri',
                                                                                     'regression_lab/registries.py'),
                                            'regression_lab.registries.pinned_requirements': ( 'registries.html#pinned_requirements',

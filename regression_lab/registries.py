@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import threading
 import typing as T
+from pathlib import Path
 
 from fastcore.basics import patch
 
@@ -60,13 +61,46 @@ class Saver(Component, abc.ABC):
     def save(self, model, signature=None, input_example=None, trusted_types: list[str] | None = None):
         "Log `model` and return MLflow's `ModelInfo`."
 
-# %% ../nbs/06_registries.ipynb #d44eeb87
+# %% ../nbs/06_registries.ipynb #d6f70a1d
+_checking_types = threading.local()  # `on` while a saver of this module saves: MLflow's skops save checks types only
+
+def _types_checked(original): # MLflow's `mlflow.sklearn._save_model`
+    "MLflow's model-file writer, which, for this module's skops saves, checks the file's types instead of loading it."
+    def save_model_file(sk_model, output_path, serialization_format, skops_trusted_types=None):
+        if serialization_format != "skops" or not getattr(_checking_types, "on", False):
+            return original(sk_model, output_path, serialization_format, skops_trusted_types)
+        import skops.io
+        from mlflow.exceptions import MlflowException
+        from skops.io.exceptions import UntrustedTypesFoundException
+        try:
+            skops.io.dump(sk_model, output_path)
+            untrusted = set(skops.io.get_untrusted_types(file=output_path)) - set(skops_trusted_types or ())
+        except Exception as error:
+            Path(output_path).unlink(missing_ok=True)
+            raise MlflowException(f"The scikit-learn model could not be saved in the skops format: {error}") from error
+        if untrusted:
+            Path(output_path).unlink()
+            raise MlflowException("The saved sklearn model references untrusted types; name them in `trusted_types` "
+                                  f"if loading them is safe. {UntrustedTypesFoundException(untrusted)}")
+    save_model_file.checks_types = True
+    return save_model_file
+
+# %% ../nbs/06_registries.ipynb #94f10b0e
+_PATCHING = threading.Lock()
+
 def _sklearn_flavor():
-    "MLflow's scikit-learn flavour for `Model.log`, whose `validate_serving_input` switch its `save_model` does not take."
+    "MLflow's scikit-learn flavour for `Model.log`: takes its `validate_serving_input` switch, checks skops types only."
     import types
     import mlflow.sklearn
+    with _PATCHING:
+        if not getattr(mlflow.sklearn._save_model, "checks_types", False):
+            mlflow.sklearn._save_model = _types_checked(mlflow.sklearn._save_model)
     def save_model(validate_serving_input: bool = True, **settings):
-        return mlflow.sklearn.save_model(**settings)
+        _checking_types.on = True
+        try:
+            return mlflow.sklearn.save_model(**settings)
+        finally:
+            _checking_types.on = False
     return types.SimpleNamespace(__name__=mlflow.sklearn.__name__, save_model=save_model)
 
 # %% ../nbs/06_registries.ipynb #cda693e6
