@@ -377,20 +377,59 @@ def _experiment(self: MlflowService,
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
 
-# %% ../nbs/01_services.ipynb #3c2a888e
+# %% ../nbs/01_services.ipynb #d9662583
+_parked_autolog: dict = {}  # autologging left patched but switched off: the settings and MLflow's config of each library
+
+def _may_still_import(module: str) -> bool:
+    "Whether `module` is installed but not imported (so an import hook waiting for it may still run)."
+    import importlib.util
+    if module in sys.modules:
+        return False
+    try:
+        return getattr(importlib.util.find_spec(module), "origin", None) is not None
+    except (ImportError, ValueError):
+        return False
+
+def _park_autolog(settings: dict[str, bool], # the settings autologging was switched on with
+                 ) -> bool:
+    "Switch autologging off without undoing its patches; False (nothing done) when an import hook may still run."
+    from mlflow.utils import import_hooks
+    from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
+    if settings["disable"] or any(_may_still_import(module) for module in list(import_hooks._post_import_hooks)):
+        return False
+    configs = {name: config for name, config in AUTOLOGGING_INTEGRATIONS.items() if config and not config.get("disable")}
+    for config in configs.values():
+        config["disable"] = True
+    _parked_autolog.update(settings=settings, configs=configs)
+    return True
+
+def _resume_parked_autolog(settings: dict[str, bool], # the settings to switch autologging on with
+                          ) -> bool:
+    "Switch parked autologging back on when it was parked with `settings` and nobody configured it since; else False."
+    from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
+    parked, configs = _parked_autolog.pop("settings", None), _parked_autolog.pop("configs", {})
+    if parked != settings or any(AUTOLOGGING_INTEGRATIONS.get(name) is not config or not config.get("disable")
+                                 for name, config in configs.items()):
+        return False
+    for config in configs.values():
+        config["disable"] = False
+    return True
+
+# %% ../nbs/01_services.ipynb #e9182347
+@patch
+def _autolog_settings(self: MlflowService) -> dict[str, bool]:
+    "The service's autologging settings, as `mlflow.autolog` takes them."
+    return {"disable": self.autolog_disable,
+            "disable_for_unsupported_versions": self.autolog_disable_for_unsupported_versions,
+            "exclusive": self.autolog_exclusive, "log_input_examples": self.autolog_log_input_examples,
+            "log_model_signatures": self.autolog_log_model_signatures, "log_models": self.autolog_log_models,
+            "log_datasets": self.autolog_log_datasets, "silent": self.autolog_silent}
+
 @patch
 def _autolog(self: MlflowService) -> None:
     import mlflow
-    mlflow.autolog(
-        disable=self.autolog_disable,
-        disable_for_unsupported_versions=self.autolog_disable_for_unsupported_versions,
-        exclusive=self.autolog_exclusive,
-        log_input_examples=self.autolog_log_input_examples,
-        log_model_signatures=self.autolog_log_model_signatures,
-        log_models=self.autolog_log_models,
-        log_datasets=self.autolog_log_datasets,
-        silent=self.autolog_silent,
-    )
+    if not _resume_parked_autolog(self._autolog_settings()):
+        mlflow.autolog(**self._autolog_settings())
 
 # %% ../nbs/01_services.ipynb #6e06f578
 PROCESS_TAGS = ("regression_lab.host", "regression_lab.pid", "regression_lab.process_started")
@@ -604,7 +643,8 @@ def stop(self: MlflowService) -> None:
     with _running["lock"]:
         _running["count"] -= 1
         if _running["count"] == 0:
-            mlflow.autolog(disable=True, silent=True)
+            if not _park_autolog(self._autolog_settings()):
+                mlflow.autolog(disable=True, silent=True)
             logging.getLogger("mlflow").setLevel(_running["log_level"])
 
 # %% ../nbs/01_services.ipynb #73733ea1
