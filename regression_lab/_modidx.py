@@ -1144,6 +1144,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                     'regression_lab/registries.py'),
                                            'regression_lab.registries.SklearnSaver.save': ( 'registries.html#sklearnsaver.save',
                                                                                             'regression_lab/registries.py'),
+                                           'regression_lab.registries._installed_version': ( 'registries.html#_installed_version',
+                                                                                             'regression_lab/registries.py'),
                                            'regression_lab.registries._integers_as_floats': ( 'registries.html#_integers_as_floats',
                                                                                               'regression_lab/registries.py'),
                                            'regression_lab.registries._sklearn_flavor': ( 'registries.html#_sklearn_flavor',

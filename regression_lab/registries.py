@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 import typing as T
 from pathlib import Path
@@ -44,11 +45,16 @@ class InferSigner(Signer):
         return infer_signature(_integers_as_floats(inputs), outputs)
 
 # %% ../nbs/06_registries.ipynb #8bd598c9
+@functools.cache
+def _installed_version(name: str) -> str:
+    "The version of distribution `name` (read once: this process keeps the modules it imported at that version)."
+    from importlib.metadata import version
+    return version(name)
+
 def pinned_requirements(*packages: str, # names of installed distributions
                        ) -> list[str]:
     "`name==version` for each installed distribution in `packages`."
-    from importlib.metadata import version
-    return [f"{name}=={version(name)}" for name in packages]
+    return [f"{name}=={_installed_version(name)}" for name in packages]
 
 # %% ../nbs/06_registries.ipynb #10bb7923
 @family
