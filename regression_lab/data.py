@@ -20,9 +20,9 @@ if T.TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['BUNDLED_DATASETS', 'FILE_KINDS', 'Reader', 'BundledDataset', 'DatasetReader', 'CsvReader', 'ParquetReader',
-           'table_schema', 'table_digest', 'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter', 'file_kind',
-           'validate_training_data']
+__all__ = ['BUNDLED_DATASETS', 'FILE_KINDS', 'Reader', 'BundledDataset', 'DatasetReader', 'read_pair', 'CsvReader',
+           'ParquetReader', 'table_schema', 'table_digest', 'log_lineage', 'Writer', 'CsvWriter', 'ParquetWriter',
+           'file_kind', 'validate_training_data']
 
 # %% ../nbs/02_data.ipynb #41a9a237
 @family
@@ -100,6 +100,17 @@ def select(self: Reader,
 def read(self: Reader) -> pd.DataFrame:
     "The table with the requested columns, checked to exist."
     return self.select(self.load())
+
+# %% ../nbs/02_data.ipynb #3e58c7e9
+def read_pair(inputs: Reader, # the reader of the inputs
+              targets: Reader, # the reader of the targets
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "`(inputs.read(), targets.read())`, loading the table once when both readers read the same one."
+    same = inputs.model_dump(exclude={"columns", "drop"}) == targets.model_dump(exclude={"columns", "drop"})
+    if not same:
+        return inputs.read(), targets.read()
+    table = inputs.load()
+    return inputs.select(table), targets.select(table)
 
 # %% ../nbs/02_data.ipynb #022b36f6
 def _existing_file(path: str) -> Path:

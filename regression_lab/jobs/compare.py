@@ -17,7 +17,7 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 from ..core import Kind, mask_secrets
-from ..data import Reader, log_lineage, validate_training_data
+from ..data import Reader, log_lineage, read_pair, validate_training_data
 from .base import Job, Locals, tag_caveats
 from .training import TrainingJob, TrainingLocals
 from ..metrics import RMSE, Metric, default_metrics
@@ -503,7 +503,7 @@ def _repr_html_(self: CompareLocals) -> str:
 @patch
 def prepare(self: CompareJob):
     "The data, the folds and the comparison key: `(inputs, targets, folds, key)`; each caveat about the data logged."
-    inputs, targets = self.inputs.read(), self.targets.read()
+    inputs, targets = read_pair(self.inputs, self.targets)
     self._caveats = self.warn_caveats(validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
     folds = [(train, test) for train, test in self.splitter.split(inputs, targets)]
     self._prepared = inputs, targets, folds, self.comparison_key(inputs, targets, folds)

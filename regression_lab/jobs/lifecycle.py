@@ -11,7 +11,7 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 from ..core import DataError, InputError, Kind
-from ..data import CsvWriter, Reader, Writer, log_lineage, validate_training_data
+from ..data import CsvWriter, Reader, Writer, log_lineage, read_pair, validate_training_data
 from .base import Job, Locals, tag_caveats
 from ..metrics import Metric, default_metrics
 from ..registries import Loader, PyfuncLoader
@@ -317,7 +317,7 @@ def failures(self: EvaluationsJob, scores: dict[str, float]) -> list[str]:
 def prepare(self: EvaluationsJob) -> None:
     "Read and validate the inputs and targets (kept for `run`), before any service starts."
     if self._data is None:
-        inputs, targets = self.inputs.read(), self.targets.read()
+        inputs, targets = read_pair(self.inputs, self.targets)
         self._caveats = self.warn_caveats(validate_training_data(
             inputs, targets, self.inputs.source(), self.targets.source(), min_rows=2, constant_target_ok=True))
         self._data = inputs, targets

@@ -24,7 +24,7 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 from ..core import ConfigError, DataError, Kind, check_stop, mask_secrets, stop_deferred
-from ..data import Reader, log_lineage, validate_training_data
+from ..data import Reader, log_lineage, read_pair, validate_training_data
 from ..experiments import ExperimentStore, cpu_type
 from .base import Job, Locals, tag_caveats
 from ..metrics import RMSE, Metric, default_metrics
@@ -159,7 +159,7 @@ def configured_model(self: TuningJob,
 @patch
 def _read_data(self: TuningJob):
     "The inputs and targets, read and validated; each caveat about them logged as a warning."
-    inputs, targets = self.inputs.read(), self.targets.read()
+    inputs, targets = read_pair(self.inputs, self.targets)
     self._caveats = self.warn_caveats(
         validate_training_data(inputs, targets, self.inputs.source(), self.targets.source()))
     self.logger_service.logger().info("read inputs {} and targets {}", inputs.shape, targets.shape)
@@ -302,7 +302,7 @@ def evaluate_trial(job: TuningJob,  # the job: model, splitter, metrics, threads
 def _read_cached(inputs_json: str, targets_json: str):
     "The inputs and targets of a job, read once per worker process."
     inputs, targets = Reader.model_validate_json(inputs_json), Reader.model_validate_json(targets_json)
-    return inputs.read(), targets.read()
+    return read_pair(inputs, targets)
 
 # %% ../../nbs/08b_jobs_tuning.ipynb #e051f6b5
 @functools.lru_cache(maxsize=4)
