@@ -98,9 +98,10 @@ def _sklearn_flavor():
     "MLflow's scikit-learn flavour for `Model.log`: takes its `validate_serving_input` switch, checks skops types only."
     import types
     import mlflow.sklearn
-    with _PATCHING:
-        if not getattr(mlflow.sklearn._save_model, "checks_types", False):
-            mlflow.sklearn._save_model = _types_checked(mlflow.sklearn._save_model)
+    with _PATCHING:  # a private function of MLflow: should a release drop it, MLflow's own check runs
+        original = getattr(mlflow.sklearn, "_save_model", None)
+        if original is not None and not getattr(original, "checks_types", False):
+            mlflow.sklearn._save_model = _types_checked(original)
     def save_model(validate_serving_input: bool = True, **settings):
         _checking_types.on = True
         try:

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import typing as T
+from pathlib import Path
 
 import pydantic as pdt
 from fastcore.basics import patch
 
 from ..core import Kind, in_notebook, mask_secrets
-from ..data import Reader, log_lineage, validate_training_data
+from ..data import Reader, log_lineage, read_pair, validate_training_data
 from .base import Job, Locals, autolog_paused, tag_caveats
 from ..metrics import Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
@@ -88,7 +89,7 @@ class TrainingJob(Job):
 @patch
 def _read(self: TrainingJob):
     "Step 1: the inputs and targets, read and validated; each caveat about them logged as a warning."
-    inputs, targets = self.inputs.read(), self.targets.read()
+    inputs, targets = read_pair(self.inputs, self.targets)
     self.logger_service.logger().info("[1/11] read inputs {} from {} and targets {} from {}",
                                       inputs.shape, self.inputs.source(), targets.shape, self.targets.source())
     self._caveats = self.warn_caveats(
@@ -199,27 +200,37 @@ def training_figures(actual, # the true targets of the test rows
     ax.scatter(actual, predicted, s=12, alpha=0.6)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (test rows)")
+    ax.set(xlabel="actual", ylabel="predicted")
+    ax.set_title("Predicted vs actual (test rows)", y=1.0)  # placed, not found by measuring the tick labels
     residuals = _figure()
     ax = residuals.subplots()
     ax.scatter(predicted, actual - predicted, s=12, alpha=0.6)
     ax.axhline(0, color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (test rows)")
+    ax.set(xlabel="predicted", ylabel="actual - predicted")
+    ax.set_title("Residuals (test rows)", y=1.0)
     return {"figures/predicted_vs_actual.png": scatter, "figures/residuals.png": residuals}
 
 # %% ../../nbs/08a_jobs_training.ipynb #26b62036
+def _png(figure) -> bytes:
+    "`figure` as a PNG at 80 dpi, lightly compressed (zlib's strongest levels take longer and save little on a plot)."
+    import io
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=80, pil_kwargs={"compress_level": 1})
+    return png.getvalue()
+
 @patch
 def _log_figures(self: TrainingJob, actual, predicted) -> None:
-    "Step 10: log the figures of the test rows to the run (and show them in a notebook)."
-    import io
+    "Step 9: log the figures of the test rows to the run (and show the same PNGs in a notebook)."
+    import tempfile
     import mlflow
-    for path, figure in training_figures(actual, predicted).items():
-        mlflow.log_figure(figure, path, save_kwargs={"dpi": 80})
-        if in_notebook():  # a bare Figure has no inline display of its own: show its PNG
-            from IPython.display import Image, display
-            png = io.BytesIO()
-            figure.savefig(png, format="png", dpi=80)
-            display(Image(data=png.getvalue(), format="png"))
+    with tempfile.TemporaryDirectory() as folder:
+        for path, figure in training_figures(actual, predicted).items():
+            png = _png(figure)  # drawn once, for the run and for the notebook
+            (Path(folder) / Path(path).name).write_bytes(png)
+            mlflow.log_artifact(str(Path(folder) / Path(path).name), artifact_path=str(Path(path).parent))
+            if in_notebook():  # a bare Figure has no inline display of its own
+                from IPython.display import Image, display
+                display(Image(data=png, format="png"))
     self.logger_service.logger().info("[9/11] logged the predicted-vs-actual and residuals figures")
 
 # %% ../../nbs/08a_jobs_training.ipynb #1444d6b4
