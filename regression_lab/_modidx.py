@@ -186,6 +186,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'regression_lab.data._diabetes': ('data.html#_diabetes', 'regression_lab/data.py'),
                                      'regression_lab.data._diabetes_source': ('data.html#_diabetes_source', 'regression_lab/data.py'),
                                      'regression_lab.data._existing_file': ('data.html#_existing_file', 'regression_lab/data.py'),
+                                     'regression_lab.data._one_value_or_none': ('data.html#_one_value_or_none', 'regression_lab/data.py'),
                                      'regression_lab.data._only_text': ('data.html#_only_text', 'regression_lab/data.py'),
                                      'regression_lab.data._refuse_duplicated_header': ( 'data.html#_refuse_duplicated_header',
                                                                                         'regression_lab/data.py'),

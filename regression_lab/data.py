@@ -355,10 +355,20 @@ def _refuse_unlearnable(inputs, targets, inputs_source: str, targets_source: str
                         "on every row): there is nothing to learn")
 
 # %% ../nbs/02_data.ipynb #e4ecc38c
+def _one_value_or_none(column: pd.Series) -> bool:
+    "Whether `column` holds a single value, or none (holes only): compared with its first value, not counted."
+    values = column.dropna()
+    if values.empty:
+        return True
+    try:
+        return bool((values == values.iloc[0]).all())
+    except (TypeError, ValueError):  # cells that do not compare one by one
+        return column.nunique(dropna=True) <= 1
+
 def _caveats(inputs, source: str, few_rows: int = 30) -> list[str]:
     "Sentences about `inputs` worth a warning: few rows, columns with a single value or no value at all."
     caveats = [f"only {len(inputs)} rows from {source}: scores will be noisy"] if len(inputs) < few_rows else []
-    flat = [str(name) for name in inputs.columns if inputs[name].nunique(dropna=True) <= 1]
+    flat = [str(name) for name in inputs.columns if _one_value_or_none(inputs[name])]
     if flat:
         caveats.append(f"column(s) {', '.join(map(repr, flat))} from {source} hold one value or none: nothing to learn from them")
     return caveats
