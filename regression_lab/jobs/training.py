@@ -197,6 +197,7 @@ def training_figures(actual, # the true targets of the test rows
     actual, predicted = _sample(actual, predicted, max_points)
     scatter = _figure()
     ax = scatter.subplots()
+    ax.locator_params(nbins=5)  # five or so ticks: enough at this size, and each tick is several artists to draw
     ax.scatter(actual, predicted, s=12, alpha=0.6)
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
@@ -204,6 +205,7 @@ def training_figures(actual, # the true targets of the test rows
     ax.set_title("Predicted vs actual (test rows)", y=1.0)  # placed, not found by measuring the tick labels
     residuals = _figure()
     ax = residuals.subplots()
+    ax.locator_params(nbins=5)
     ax.scatter(predicted, actual - predicted, s=12, alpha=0.6)
     ax.axhline(0, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="predicted", ylabel="actual - predicted")
