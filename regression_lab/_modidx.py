@@ -139,6 +139,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'regression_lab.core._omegaconf_typing': ('core.html#_omegaconf_typing', 'regression_lab/core.py'),
                                      'regression_lab.core._shadows_library': ('core.html#_shadows_library', 'regression_lab/core.py'),
                                      'regression_lab.core._strict_loader': ('core.html#_strict_loader', 'regression_lab/core.py'),
+                                     'regression_lab.core._unsafe_to_interrupt': ( 'core.html#_unsafe_to_interrupt',
+                                                                                   'regression_lab/core.py'),
                                      'regression_lab.core.ask_stop': ('core.html#ask_stop', 'regression_lab/core.py'),
                                      'regression_lab.core.check_stop': ('core.html#check_stop', 'regression_lab/core.py'),
                                      'regression_lab.core.clear_stop': ('core.html#clear_stop', 'regression_lab/core.py'),

@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import os
 import re
+import sys
 import threading
 import time
 import typing as T
@@ -18,9 +19,9 @@ import pydantic as pdt
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'raise_in_thread', 'ask_stop', 'stop_asked', 'clear_stop',
-           'check_stop', 'stop_deferred', 'InputError', 'ConfigError', 'DataError', 'ServiceError', 'mask_secrets',
-           'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
+__all__ = ['UNSAFE_TO_INTERRUPT', 'MAX_FILE_BYTES', 'MAX_YAML_NODES', 'in_notebook', 'raise_in_thread', 'ask_stop', 'stop_asked',
+           'clear_stop', 'check_stop', 'stop_deferred', 'InputError', 'ConfigError', 'DataError', 'ServiceError',
+           'mask_secrets', 'read_text', 'load_yaml', 'Kinded', 'Component', 'family', 'describe_validation_error']
 
 # %% ../nbs/00_core.ipynb #3a6d9a53
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -35,15 +36,28 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 # %% ../nbs/00_core.ipynb #0e52e3f4
+_deferring: dict[int, int] = {}  # thread id -> how deep that thread is in `stop_deferred` (defined below)
+UNSAFE_TO_INTERRUPT = ("sqlalchemy", "sqlite3", "mlflow.store", "optuna.storages", "alembic", "logging", "loguru")
+
+def _unsafe_to_interrupt(ident: int) -> bool:
+    "Whether thread `ident` is inside code that an exception must not cut in two: a database session, a log handler."
+    frame = sys._current_frames().get(ident)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(UNSAFE_TO_INTERRUPT):
+            return True
+        frame = frame.f_back
+    return False
+
 def raise_in_thread(thread: threading.Thread, # the thread to stop
                     exception: type[BaseException], # raised there at its next Python instruction
-                    patience: float = 1.0, # seconds to wait for threads being started; then it is raised anyway
+                    patience: float = 1.0, # seconds to wait for a safe moment (see below); then it is raised anyway
                    ) -> bool:
-    "Raise `exception` in `thread`, never in a thread it is starting; False when `thread` has ended."
+    "Raise `exception` in `thread` at a safe moment (no thread being started, none of it deferred or in a database call); False when `thread` has ended."
     deadline = time.monotonic() + patience
     while True:
         with threading._active_limbo_lock:  # `Thread.start` holds it to put a thread in `_limbo` until it runs
-            if not threading._limbo or time.monotonic() > deadline:
+            waiting = threading._limbo or _deferring.get(thread.ident) or _unsafe_to_interrupt(thread.ident)
+            if not waiting or time.monotonic() > deadline:
                 if not thread.is_alive():
                     return False
                 ident, error = ctypes.c_ulong(thread.ident), ctypes.py_object(exception)
@@ -77,13 +91,17 @@ def check_stop() -> None:
 # %% ../nbs/00_core.ipynb #24e74c70
 @contextlib.contextmanager
 def stop_deferred():
-    "Inside, on the main thread: a stop asked by a signal waits for the block to end, and is raised there."
-    main = threading.current_thread() is threading.main_thread()
+    "Inside: a stop (a signal's, on the main thread; `raise_in_thread`'s, on any) waits for the block to end."
+    ident, main = threading.get_ident(), threading.current_thread() is threading.main_thread()
+    _deferring[ident] = _deferring.get(ident, 0) + 1
     _stop["deferring"] += main
     try:
         yield
     finally:
         _stop["deferring"] -= main
+        _deferring[ident] -= 1
+        if not _deferring[ident]:
+            del _deferring[ident]
     if main and not _stop["deferring"]:
         check_stop()
 

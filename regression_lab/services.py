@@ -22,7 +22,7 @@ import pydantic as pdt
 from fastcore.basics import patch
 from loguru import logger as _logger
 
-from .core import ConfigError, ServiceError, in_notebook, mask_secrets
+from .core import ConfigError, ServiceError, in_notebook, mask_secrets, stop_deferred
 
 # %% auto #0
 __all__ = ['StoreUri', 'PROCESS_TAGS', 'Service', 'LoggerService', 'AlertsService', 'sqlite_path', 'absolute_uri', 'ui_command',
@@ -655,17 +655,23 @@ def run_context(self: MlflowService,
                ):
     "Open a run described by `run_config`, tagged with this process; it ends FINISHED, or FAILED when an exception leaves it."
     import mlflow
-    run = mlflow.start_run(
-        experiment_id=self._experiment_id,
-        run_name=run_config.name,
-        description=run_config.description,
-        tags={**process_tags(), **(run_config.tags or {})},
-        log_system_metrics=run_config.log_system_metrics,
-        nested=mlflow.active_run() is not None,
-    )
+    run = None
     try:
+        with stop_deferred():  # a stop waits until the run is open (or closed): it never stays RUNNING
+            run = mlflow.start_run(
+                experiment_id=self._experiment_id,
+                run_name=run_config.name,
+                description=run_config.description,
+                tags={**process_tags(), **(run_config.tags or {})},
+                log_system_metrics=run_config.log_system_metrics,
+                nested=mlflow.active_run() is not None,
+            )
         yield run
+        with stop_deferred():
+            mlflow.end_run(status="FINISHED")
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        active = mlflow.active_run()
+        if run is not None and active is not None and active.info.run_id == run.info.run_id:
+            with stop_deferred():
+                mlflow.end_run(status="FAILED")
         raise
-    mlflow.end_run(status="FINISHED")
