@@ -68,12 +68,12 @@ class Saver(Component, abc.ABC):
         "Log `model` and return MLflow's `ModelInfo`."
 
 # %% ../nbs/06_registries.ipynb #d6f70a1d
-_checking_types = threading.local()  # `on` while a saver of this module saves: MLflow's skops save checks types only
+_saving = threading.local()  # while a saver of this module saves: `checks_types` (skops) and `pinned` requirements
 
 def _types_checked(original): # MLflow's `mlflow.sklearn._save_model`
     "MLflow's model-file writer, which, for this module's skops saves, checks the file's types instead of loading it."
     def save_model_file(sk_model, output_path, serialization_format, skops_trusted_types=None):
-        if serialization_format != "skops" or not getattr(_checking_types, "on", False):
+        if serialization_format != "skops" or not getattr(_saving, "checks_types", False):
             return original(sk_model, output_path, serialization_format, skops_trusted_types)
         import skops.io
         from mlflow.exceptions import MlflowException
@@ -88,27 +88,43 @@ def _types_checked(original): # MLflow's `mlflow.sklearn._save_model`
             Path(output_path).unlink()
             raise MlflowException("The saved sklearn model references untrusted types; name them in `trusted_types` "
                                   f"if loading them is safe. {UntrustedTypesFoundException(untrusted)}")
-    save_model_file.checks_types = True
     return save_model_file
+
+# %% ../nbs/06_registries.ipynb #9699e700
+def _requirements_checked(original): # MLflow's `warn_dependency_requirement_mismatches`
+    "MLflow's check that this environment satisfies a model's requirements, skipped for those a saver pinned from it."
+    def warn_mismatches(model_requirements):
+        if not getattr(_saving, "pinned", False):
+            return original(model_requirements)
+    return warn_mismatches
 
 # %% ../nbs/06_registries.ipynb #94f10b0e
 _PATCHING = threading.Lock()
 
-def _sklearn_flavor():
+def _wrap_once(owner, name: str, wrapper):
+    "Replace `owner.name` by `wrapper(owner.name)` once; a private name MLflow no longer has is left alone."
+    original = getattr(owner, name, None)
+    if original is not None and not getattr(original, "regression_lab_wrapper", False):
+        wrapped = wrapper(original)
+        wrapped.regression_lab_wrapper = True
+        setattr(owner, name, wrapped)
+
+def _sklearn_flavor(pinned: bool = False): # whether the saver pinned the requirements from this environment
     "MLflow's scikit-learn flavour for `Model.log`: takes its `validate_serving_input` switch, checks skops types only."
     import types
     import mlflow.sklearn
-    with _PATCHING:  # a private function of MLflow: should a release drop it, MLflow's own check runs
-        original = getattr(mlflow.sklearn, "_save_model", None)
-        if original is not None and not getattr(original, "checks_types", False):
-            mlflow.sklearn._save_model = _types_checked(original)
+    import mlflow.utils.environment
+    with _PATCHING:  # private functions of MLflow: should a release drop one, MLflow's own check runs
+        _wrap_once(mlflow.sklearn, "_save_model", _types_checked)
+        _wrap_once(mlflow.utils.environment, "warn_dependency_requirement_mismatches", _requirements_checked)
     def save_model(validate_serving_input: bool = True, **settings):
-        _checking_types.on = True
+        _saving.checks_types, _saving.pinned = True, pinned
         try:
             return mlflow.sklearn.save_model(**settings)
         finally:
-            _checking_types.on = False
+            _saving.checks_types = _saving.pinned = False
     return types.SimpleNamespace(__name__=mlflow.sklearn.__name__, save_model=save_model)
+
 
 # %% ../nbs/06_registries.ipynb #cda693e6
 class SklearnSaver(Saver):
@@ -121,7 +137,7 @@ class SklearnSaver(Saver):
     def save(self, model, signature=None, input_example=None, trusted_types=None):
         from mlflow.models import Model
         return Model.log(
-            artifact_path=None, name=self.name, flavor=_sklearn_flavor(), sk_model=model, signature=signature,
+            artifact_path=None, name=self.name, flavor=_sklearn_flavor(self.pip_requirements is None), sk_model=model, signature=signature,
             input_example=input_example, serialization_format=self.serialization_format,
             pip_requirements=self.requirements(), validate_serving_input=self.check_serving_input,
             skops_trusted_types=trusted_types if self.serialization_format == "skops" else None,

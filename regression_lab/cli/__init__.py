@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 import typing as T
@@ -25,7 +26,7 @@ from .runs import add_runs_commands, runs_command
 
 # %% auto #0
 __all__ = ['model_kind', 'train_config', 'tune_config', 'promote_config', 'predict_config', 'evaluate_config', 'command_config',
-           'build_parser', 'masked_output', 'main']
+           'heap_settled', 'build_parser', 'masked_output', 'main', 'command_line']
 
 # %% ../../nbs/12_cli.ipynb #d6c3d704
 def _job_options(parser: argparse.ArgumentParser) -> None:
@@ -237,12 +238,31 @@ def _print_human(job, summary: dict[str, T.Any]) -> None:
     from regression_lab.services import ui_command
     print(f"  see it in the MLflow UI: {ui_command(job.mlflow_service.tracking_uri)}")
 
+# %% ../../nbs/12_cli.ipynb #30484e8c
+@contextlib.contextmanager
+def heap_settled(enabled: bool = True, # False: leave the collector alone
+                ):
+    "No cyclic garbage collection inside the block; afterwards, what it left is frozen (skipped by later collections)."
+    if not enabled:
+        yield
+        return
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+
 # %% ../../nbs/12_cli.ipynb #a539c77b
 def _job_command(args: argparse.Namespace) -> int:
     "Run the job that `args` describe (`run` or a job subcommand) and report it; the exit code."
     try:
         job = _load_job(args)
-        with sigterm_interrupts(), job:  # entering reads and checks the inputs before the MLflow service starts
+        with sigterm_interrupts(), contextlib.ExitStack() as entered:
+            with heap_settled(getattr(args, "own_process", False)):
+                entered.enter_context(job)  # reads and checks the inputs before the MLflow service starts
             result = job.run()
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job has closed its run as FAILED
         return fail(args, EXIT_STOPPED, f"stopped ({str(stop) or 'Ctrl-C'})")
@@ -325,8 +345,18 @@ def masked_output():
 
 # %% ../../nbs/12_cli.ipynb #d3292b67
 def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["train", "--json"]`; None: `sys.argv`
+         own_process: bool = False, # the process ends after this call (`heap_settled` around the job's start)
         ) -> int:
     "Run `regression-lab` with `argv` and return the exit code; passwords in what it prints are masked."
     args = build_parser().parse_args(argv)
+    args.own_process = own_process
     with masked_output():
         return _COMMANDS[args.command][1](args)
+
+# %% ../../nbs/12_cli.ipynb #71b9e8b9
+def command_line() -> int:
+    "The `regression-lab` program: `main` with `sys.argv`, in a process that ends when it returns."
+    try:
+        return main(own_process=True)
+    finally:
+        gc.freeze()
