@@ -9,6 +9,7 @@ import concurrent.futures as cf
 import contextlib
 import datetime
 import functools
+import gc
 import importlib
 import json
 import os
@@ -501,11 +502,12 @@ def _register_slots(self: _Search, type: str, names: list[str] | None) -> None:
 _WORKER: dict[str, T.Any] = {}  # in a worker process: its job and tables, set once by `_start_worker`
 
 def _start_worker(job_json: str, modules: list[str], inputs, targets) -> None:
-    "Set up a worker process: import the kinds' modules, rebuild the job, keep its tables."
+    "Set up a worker process: import the kinds' modules, rebuild the job, keep its tables, freeze them."
     for module in modules:
         importlib.import_module(module)
     _study_cached.cache_clear()  # a connection opened by another process is not this one's to use
     _WORKER.update(job=Job.model_validate_json(job_json), inputs=inputs, targets=targets)
+    gc.freeze()  # what the worker holds from here on lives as long as it does
 
 def evaluate_in_process(trial_id: int, params: dict[str, T.Any]) -> TrialOutcome:
     "Run one trial in a worker process set up by `_start_worker`: open the study there, mark the trial, evaluate."
