@@ -797,6 +797,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._study_cached': ( 'jobs_tuning.html#_study_cached',
                                                                                           'regression_lab/jobs/tuning.py'),
+                                            'regression_lab.jobs.tuning._thread_pools': ( 'jobs_tuning.html#_thread_pools',
+                                                                                          'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning._unreachable': ( 'jobs_tuning.html#_unreachable',
                                                                                          'regression_lab/jobs/tuning.py'),
                                             'regression_lab.jobs.tuning.count_configurations': ( 'jobs_tuning.html#count_configurations',

@@ -276,6 +276,13 @@ def prepare(self: TuningJob) -> None:
     self._check_store()
     self._check_scheduler()
 
+# %% ../../nbs/08b_jobs_tuning.ipynb #9728e257
+@functools.lru_cache(maxsize=1)
+def _thread_pools(modules_loaded: int): # `len(sys.modules)`: an import may have loaded a library with a pool
+    "threadpoolctl's controller of the thread pools loaded in this process."
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
 # %% ../../nbs/08b_jobs_tuning.ipynb #d33a2f1d
 def evaluate_trial(job: TuningJob,  # the job: model, splitter, metrics, threads per trial
                    trial,  # the Optuna trial to report each fold to
@@ -284,17 +291,17 @@ def evaluate_trial(job: TuningJob,  # the job: model, splitter, metrics, threads
     "Cross-validate `params` for `trial`, reporting each fold; raises `optuna.TrialPruned` when pruned."
     import numpy as np
     import optuna
-    from threadpoolctl import threadpool_limits
     model, metrics = job.configured_model(params), job.scored_metrics()
     scores: dict[str, list[float]] = {metric.name: [] for metric in metrics}
-    with threadpool_limits(limits=job.threads_per_trial, user_api="openmp"):
+    prunes = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
+    with _thread_pools(len(sys.modules)).limit(limits=job.threads_per_trial, user_api="openmp"):
         for step, (train, test) in enumerate(job.splitter.split(inputs, targets)):
             pipeline = model.fit(inputs.iloc[train], targets.iloc[train])
             predicted = pipeline.predict(inputs.iloc[test])
             for metric in metrics:
                 scores[metric.name].append(metric.score(targets.iloc[test], predicted))
             trial.report(float(np.mean(scores[job.metric.name])), step)
-            if trial.should_prune():
+            if prunes and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {step + 1}")
     return TrialOutcome({name: float(np.mean(values)) for name, values in scores.items()}, scores[job.metric.name])
 
