@@ -26,7 +26,7 @@ from .runs import add_runs_commands, runs_command
 
 # %% auto #0
 __all__ = ['model_kind', 'train_config', 'tune_config', 'promote_config', 'predict_config', 'evaluate_config', 'command_config',
-           'heap_settled', 'build_parser', 'masked_output', 'main', 'command_line']
+           'heap_settled', 'build_parser', 'masked_output', 'main', 'run_program']
 
 # %% ../../nbs/12_cli.ipynb #d6c3d704
 def _job_options(parser: argparse.ArgumentParser) -> None:
@@ -354,7 +354,7 @@ def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["train", "
         return _COMMANDS[args.command][1](args)
 
 # %% ../../nbs/12_cli.ipynb #71b9e8b9
-def command_line() -> int:
+def run_program() -> int:
     "The `regression-lab` program: `main` with `sys.argv`, in a process that ends when it returns."
     try:
         return main(own_process=True)
