@@ -125,7 +125,6 @@ def _sklearn_flavor(pinned: bool = False): # whether the saver pinned the requir
             _saving.checks_types = _saving.pinned = False
     return types.SimpleNamespace(__name__=mlflow.sklearn.__name__, save_model=save_model)
 
-
 # %% ../nbs/06_registries.ipynb #cda693e6
 class SklearnSaver(Saver):
     "Save with MLflow's scikit-learn flavour (which is also loadable as a pyfunc)."
@@ -137,9 +136,10 @@ class SklearnSaver(Saver):
     def save(self, model, signature=None, input_example=None, trusted_types=None):
         from mlflow.models import Model
         return Model.log(
-            artifact_path=None, name=self.name, flavor=_sklearn_flavor(self.pip_requirements is None), sk_model=model, signature=signature,
-            input_example=input_example, serialization_format=self.serialization_format,
-            pip_requirements=self.requirements(), validate_serving_input=self.check_serving_input,
+            artifact_path=None, name=self.name, flavor=_sklearn_flavor(pinned=self.pip_requirements is None),
+            sk_model=model, signature=signature, input_example=input_example,
+            serialization_format=self.serialization_format, pip_requirements=self.requirements(),
+            validate_serving_input=self.check_serving_input,
             skops_trusted_types=trusted_types if self.serialization_format == "skops" else None,
         )
 
