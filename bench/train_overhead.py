@@ -146,9 +146,11 @@ def _spans(started: float, records: list[tuple[float, str]]) -> dict[str, float]
 
 
 STEP_NAMES = {"1/11": "enter, read, validate (cold: + process start, imports, config)",
-              "START": "MLflow service start (import wait, store, autolog patching)",
-              "2/11": "open run, tag, job.json, lineage (warm: + MLflow service start)",
-              "3/11": "log params, split", "4/11": "fit", "5/11": "predict test rows", "6/11": "score, log metrics",
+              "START": "MLflow service start (import, store, autolog patching)",
+              "2/11": "open run, tag, job.json, lineage (+ MLflow service start; cold: the fork fits meanwhile)",
+              "3/11": "log params, split",
+              "4/11": "fit (cold: importing skops and matplotlib, then waiting for the fork)",
+              "5/11": "predict test rows", "6/11": "score, log metrics",
               "7/11": "signature", "8/11": "log_model", "9/11": "figures", "10/11": "register",
               "11/11": "end run, notify"}
 

@@ -260,8 +260,11 @@ def _job_command(args: argparse.Namespace) -> int:
     "Run the job that `args` describe (`run` or a job subcommand) and report it; the exit code."
     try:
         job = _load_job(args)
+        alone = getattr(args, "own_process", False)  # the process ends with the job (the console script)
+        if alone:
+            job.alone_in_process()  # so it may fork work ahead of its run (`Job.work_ahead`)
         with sigterm_interrupts(), contextlib.ExitStack() as entered:
-            with heap_settled(getattr(args, "own_process", False)):
+            with heap_settled(alone):
                 entered.enter_context(job)  # reads and checks the inputs before the MLflow service starts
             result = job.run()
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the job has closed its run as FAILED
@@ -345,7 +348,7 @@ def masked_output():
 
 # %% ../../nbs/12_cli.ipynb #d3292b67
 def main(argv: T.Sequence[str] | None = None, # the arguments, e.g. `["train", "--json"]`; None: `sys.argv`
-         own_process: bool = False, # the process ends after this call (`heap_settled` around the job's start)
+         own_process: bool = False, # the process ends after this call: settle the heap, let the job fork work ahead
         ) -> int:
     "Run `regression-lab` with `argv` and return the exit code; passwords in what it prints are masked."
     args = build_parser().parse_args(argv)

@@ -8,8 +8,12 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import gc
 import importlib
+import signal
+import sys
 import threading
+import traceback
 import typing as T
 
 import pydantic as pdt
@@ -19,8 +23,8 @@ from ..core import InputError, Kinded, mask_secrets
 from ..services import AlertsService, LoggerService, MlflowService
 
 # %% auto #0
-__all__ = ['CAVEATS_TAG', 'MAX_CAVEATS_CHARS', 'Locals', 'JobNotStarted', 'Job', 'preload', 'autolog_paused', 'caveats_text',
-           'tag_caveats']
+__all__ = ['CAVEATS_TAG', 'MAX_CAVEATS_CHARS', 'Locals', 'JobNotStarted', 'Job', 'import_quietly', 'Forked', 'autolog_paused',
+           'caveats_text', 'tag_caveats']
 
 # %% ../../nbs/08_jobs_base.ipynb #9d3b6824
 class Locals(pdt.BaseModel, T.Mapping[str, T.Any], extra="allow", frozen=True, arbitrary_types_allowed=True):
@@ -67,13 +71,17 @@ class Job(Kinded, pdt.BaseModel, abc.ABC, extra="forbid"):
     logger_service: LoggerService = pdt.Field(default_factory=LoggerService)
     alerts_service: AlertsService = pdt.Field(default_factory=AlertsService)
     mlflow_service: MlflowService = pdt.Field(default_factory=MlflowService)
-    preload: T.ClassVar[tuple[str, ...]] = ("mlflow",)  # heavy modules imported in the background on enter
+    _alone: bool = pdt.PrivateAttr(default=False)  # its process's only work (the command line): it may fork work
+    _ahead: T.Any = pdt.PrivateAttr(default=None)  # the `Forked` work started on entering, until `run` collects it
 
     def _services(self) -> list[tuple[str, T.Any]]:
         return [("logger", self.logger_service), ("alerts", self.alerts_service), ("mlflow", self.mlflow_service)]
 
     def prepare(self) -> None:
         "Read and check what can be checked before anything is written (nothing by default)."
+
+    def work_ahead(self) -> T.Callable[[], T.Any] | None:
+        "Work that needs no MLflow, to run in a forked child while the services start (none by default)."
 
     @abc.abstractmethod
     def run(self) -> Locals:
@@ -87,16 +95,90 @@ class Job(Kinded, pdt.BaseModel, abc.ABC, extra="forbid"):
             cls.run = _needs_services(run)  # outside `with job:`, `run` refuses and says how to call it
 
 # %% ../../nbs/08_jobs_base.ipynb #f032d037
-def preload(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
-           ) -> threading.Thread:
-    "A started daemon thread importing `modules`; a failed import is left to the code that needs the module."
-    def load():
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-    thread = threading.Thread(target=load, name="regression-lab-preload", daemon=True)
-    thread.start()
-    return thread
+def import_quietly(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
+                  ) -> None:
+    "Import `modules` ahead of need; a failed import is left to the code that needs the module."
+    for name in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+# %% ../../nbs/08_jobs_base.ipynb #5063119d
+def _answer_with(work: T.Callable[[], T.Any], answer) -> None:
+    "In the child: send `(True, work())` through `answer`, or `(False, error)` with the child's traceback as a note."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides, and cancels
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler would raise in the child's work
+    gc.freeze()  # the inherited heap stays shared: collections skip it instead of touching (and copying) its pages
+    try:
+        reply = (True, work())
+    except BaseException as error:
+        error.add_note("raised in the forked child:\n" + "".join(traceback.format_exception(error)).rstrip())
+        reply = (False, error)
+    try:
+        answer.send(reply)
+    except Exception as error:  # an answer that does not pickle: nothing was written, so say that instead
+        answer.send((False, RuntimeError(f"the forked work's answer could not be sent back: {error!r}")))
+
+
+# %% ../../nbs/08_jobs_base.ipynb #93302ae8
+class Forked:
+    "`work()` running in a forked child process; `result()` waits for what it returns, or raises what it raised."
+    def __init__(self, work: T.Callable[[], T.Any]):
+        import multiprocessing
+        context = multiprocessing.get_context("fork")
+        self._answer, answer = context.Pipe(duplex=False)
+        self.process = context.Process(target=_answer_with, args=(work, answer), name="regression-lab-ahead",
+                                       daemon=True)  # a child still running when the process exits is stopped
+        self.process.start()
+        answer.close()  # only the child writes: if it dies, reading ends instead of waiting forever
+
+    def result(self) -> T.Any:
+        "The child's answer: its return value, or its exception raised here."
+        try:
+            succeeded, value = self._answer.recv()
+        except EOFError:
+            self.process.join()
+            raise RuntimeError(f"the forked work ended without an answer (exit code {self.process.exitcode})") from None
+        finally:
+            self.cancel()
+        if not succeeded:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        "Stop the child if it still runs, and reap it."
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self._answer.close()
+
+
+# %% ../../nbs/08_jobs_base.ipynb #9a3ba97a
+@patch
+def alone_in_process(self: Job) -> Job:
+    "Mark the job as its process's only work (as the command line runs it): `work_ahead` may then run in a fork."
+    self._alone = True
+    return self
+
+@patch
+def _start_ahead(self: Job) -> Forked | None:
+    "`work_ahead()` started in a forked child, for a job alone in its process on Linux; else `None`."
+    work = self.work_ahead() if self._alone and sys.platform == "linux" else None
+    return None if work is None else Forked(work)
+
+@patch
+def _collect_ahead(self: Job) -> T.Any:
+    "The answer of the work started on entering (once)."
+    ahead, self._ahead = self._ahead, None
+    return ahead.result()
+
+@patch
+def _cancel_ahead(self: Job) -> None:
+    "Stop the work started on entering if `run` never collected it."
+    ahead, self._ahead = self._ahead, None
+    if ahead is not None:
+        ahead.cancel()
+
 
 # %% ../../nbs/08_jobs_base.ipynb #945c0825
 @patch
@@ -112,19 +194,19 @@ def _log_failure(self: Job, exc_type, exc_value, exc_traceback) -> None:
 # %% ../../nbs/08_jobs_base.ipynb #8a537a4c
 @patch
 def __enter__(self: Job) -> T.Self:
-    loading = preload(self.preload)
     started = []
     try:
         for name, service in self._services():
             if name == "mlflow":
                 self.prepare()  # bad input stops here: no store is opened or created
-                loading.join()  # no import in the background once MLflow may hook the import system
+                self._ahead = self._start_ahead()  # forked before MLflow is imported and its store opened
             service.start()
             started.append(service)
             self.logger_service.logger().debug("[START] {} service", name)
     except BaseException as error:
         if isinstance(error, InputError):  # from `prepare`: logged as `__exit__` logs it
             self._log_failure(type(error), error, error.__traceback__)
+        self._cancel_ahead()
         for service in reversed(started):
             service.stop()
         raise
@@ -134,6 +216,7 @@ def __enter__(self: Job) -> T.Self:
 @patch
 def __exit__(self: Job, exc_type, exc_value, exc_traceback) -> T.Literal[False]:
     self._log_failure(exc_type, exc_value, exc_traceback)
+    self._cancel_ahead()
     log = self.logger_service.logger()
     for name, service in reversed(self._services()):
         log.debug("[STOP] {} service", name)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import typing as T
+import os
 from pathlib import Path
 
 import pydantic as pdt
@@ -13,7 +14,7 @@ from fastcore.basics import patch
 
 from ..core import Kind, in_notebook, mask_secrets
 from ..data import Reader, log_lineage, read_pair, validate_training_data
-from .base import Job, Locals, autolog_paused, tag_caveats
+from .base import Job, Locals, autolog_paused, import_quietly, tag_caveats
 from ..metrics import Metric, default_metrics
 from ..models import HistGradientBoostingModel, Model
 from ..registries import InferSigner, MlflowRegister, Register, Saver, Signer, SklearnSaver
@@ -55,16 +56,16 @@ class TrainingJob(Job):
     registry: Kind[Register] = MlflowRegister()
     input_example_rows: pdt.PositiveInt = 5
     figures: bool = True
-    _tables: tuple | None = pdt.PrivateAttr(default=None)  # step 1's tables, read on enter by `prepare`
+    preload_while_fitting: T.ClassVar[tuple[str, ...]] = ("skops.io", "matplotlib.backends.backend_agg")  # see below
+    _prepared: tuple | None = pdt.PrivateAttr(default=None)  # step 1's tables and the split's rows, from `prepare`
     _caveats: list[str] = pdt.PrivateAttr(default_factory=list)  # what step 1 found doubtful in them, for the run's tag
 
     def run(self) -> TrainingLocals:
         "Do the eleven steps in order and return what they produced."
-        inputs, targets = self._tables or self._read()
-        self._tables = None  # the next `with job:` reads the data again
+        inputs, targets, rows = self._take_prepared()
         with autolog_paused(), self.mlflow_service.run_context(self.run_config) as run:
             self._track(inputs, targets)
-            (inputs_train, targets_train), (inputs_test, targets_test) = self._split(inputs, targets)
+            (inputs_train, targets_train), (inputs_test, targets_test) = self._split(inputs, targets, rows)
             pipeline, predictions = self._fit_predict(inputs_train, targets_train, inputs_test)
             metrics = self._score(targets_test, predictions)
             signature, info = self._sign_and_save(pipeline, inputs_train)
@@ -99,9 +100,19 @@ def _read(self: TrainingJob):
 # %% ../../nbs/08a_jobs_training.ipynb #03b11d01
 @patch
 def prepare(self: TrainingJob) -> None:
-    "Step 1 on entering the job, before the MLflow service starts: read and validate the tables."
-    self._tables = self._read()
-    self.splitter.train_test(*self._tables)  # too few rows for the split: refused before the store opens
+    "Step 1 on entering the job, before the MLflow service starts: read and validate the tables, and split them."
+    inputs, targets = self._read()
+    rows = self.splitter.train_test(inputs, targets)  # too few rows for the split: refused before the store opens
+    self._prepared = (inputs, targets, rows)
+
+@patch
+def _take_prepared(self: TrainingJob) -> tuple:
+    "`(inputs, targets, rows)` from entering, once; a second `run` in the same `with` reads the tables again."
+    if self._prepared is None:
+        self._cancel_ahead()  # work forked on entering belongs to the tables read then
+        return (*self._read(), None)
+    prepared, self._prepared = self._prepared, None
+    return prepared
 
 # %% ../../nbs/08a_jobs_training.ipynb #b68f8263
 @patch
@@ -127,9 +138,11 @@ def _track(self: TrainingJob, inputs, targets) -> None:
 
 # %% ../../nbs/08a_jobs_training.ipynb #88c2f895
 @patch
-def _split(self: TrainingJob, inputs, targets):
+def _split(self: TrainingJob, inputs, targets,
+           rows: tuple | None = None, # `(train, test)` row positions chosen on entering; `None`: ask the splitter
+          ):
     "Step 3: `(inputs, targets)` of the train rows, then of the test rows."
-    train, test = self.splitter.train_test(inputs, targets)
+    train, test = rows if rows is not None else self.splitter.train_test(inputs, targets)
     inputs_train, targets_train = inputs.iloc[train], targets.iloc[train]
     inputs_test, targets_test = inputs.iloc[test], targets.iloc[test]
     self.logger_service.logger().info("[3/11] split with {}: train {}, test {}", self.splitter.KIND,
@@ -141,11 +154,32 @@ def _split(self: TrainingJob, inputs, targets):
 def _fit_predict(self: TrainingJob, inputs_train, targets_train, inputs_test):
     "Steps 4 and 5: the pipeline fitted on the train rows, and its predictions of the test rows."
     log = self.logger_service.logger()
-    pipeline = self.model.fit(inputs_train, targets_train)
-    log.info("[4/11] fitted {}", self.model.KIND)
-    predictions = pipeline.predict(inputs_test)
+    if self._ahead is not None:  # started in a fork on entering (`work_ahead`): meanwhile, import for steps 8-9
+        import_quietly(self.preload_while_fitting)
+        pipeline, predictions = self._collect_ahead()
+        log.info("[4/11] fitted {} (in a fork, while MLflow started)", self.model.KIND)
+    else:
+        pipeline = self.model.fit(inputs_train, targets_train)
+        log.info("[4/11] fitted {}", self.model.KIND)
+        predictions = pipeline.predict(inputs_test)
     log.info("[5/11] predicted the test rows: {}", predictions.shape)
     return pipeline, predictions
+
+# %% ../../nbs/08a_jobs_training.ipynb #c05a7e86
+@patch
+def work_ahead(self: TrainingJob):
+    "Steps 4 and 5 as one call that needs no MLflow, on the rows `prepare` chose: `(pipeline, predictions)`."
+    if self._prepared is None or type(self.model).__module__ != Model.__module__:
+        return None  # nothing prepared to fit on, or a model of your own (see above)
+    inputs, targets, (train, test) = self._prepared
+    model, cores = self.model, max(1, len(os.sched_getaffinity(0)) - 1)  # one core stays with MLflow's start
+    def fit_predict():
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(cores, user_api="openmp"):
+            pipeline = model.fit(inputs.iloc[train], targets.iloc[train])
+            return pipeline, pipeline.predict(inputs.iloc[test])
+    return fit_predict
+
 
 # %% ../../nbs/08a_jobs_training.ipynb #9464400e
 @patch

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import configparser
 import json
+import signal
+import subprocess
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import CONFS, ROOT, TARGET, Store, cli_env, run_cli, synthetic_table
+from conftest import CLI, CONFS, ROOT, TARGET, Store, cli_env, run_cli, synthetic_table
 
 SUMMARY_KEYS = {"run_id", "metrics", "model_uri", "registered_model_name", "model_version"}
 
@@ -261,3 +265,53 @@ def test_version(tmp_path):
     done = run_cli("--version", cwd=tmp_path)
     assert done.returncode == 0
     assert done.stdout.strip() == f"regression-lab {settings['DEFAULT']['version']}"
+
+
+# ================================================================================================ the fit in a fork
+
+def children_of(pid: int) -> list[int]:
+    "The processes `pid` started that still exist (Linux: /proc)."
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
+def test_sigterm_while_the_fork_fits_stops_both_processes_and_fails_the_run(store, tmp_path):
+    # given: a training whose fit, in the forked child, takes long enough to be interrupted
+    synthetic_table(rows=3000, seed=5).to_csv(tmp_path / "slow.csv", index=False)
+    log = tmp_path / "slow.log"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [str(CLI), "train", "--data", "slow.csv", "--target", TARGET, "--model", "random_forest",
+             "-e", "job.model.n_estimators=3000", "-e", "job.run_config.name=fork-sigterm",
+             "--registry-name", "fork-sigterm", "--tracking-uri", store.uri],
+            cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 120
+            while "[2/11]" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # the run is open and the fit runs in the child
+            (child,) = children_of(process.pid)
+            # when
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=60)
+        finally:
+            process.kill()
+    # then: the command says it was stopped, its child is gone with it, and the run is not left RUNNING
+    assert code == 130, log.read_text()[-3000:]
+    assert not Path(f"/proc/{child}").exists(), "the forked fit outlived the command"
+    assert [run.info.status for run in store.runs() if run.info.run_name == "fork-sigterm"] == ["FAILED"]
+    assert store.model_versions("fork-sigterm") == []
+
+
+def test_a_fit_failing_in_the_fork_exits_1_with_its_error(store, tmp_path):
+    # given: 300 rows, so 240 train rows, and a model asking for 1,000 neighbours: predicting fails in the child
+    synthetic_table(rows=300, seed=6).to_csv(tmp_path / "small.csv", index=False)
+    # when
+    done = run_cli("train", "--data", "small.csv", "--target", TARGET, "--model", "k_neighbors",
+                   "-e", "job.model.n_neighbors=1000", "-e", "job.run_config.name=fork-fails",
+                   "--registry-name", "fork-fails", "--tracking-uri", store.uri, cwd=tmp_path)
+    # then: exit 1 with the child's error; the log holds where it was raised; the run FAILED, nothing registered
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "regression-lab: job failed: ValueError: Expected n_neighbors <= n_samples_fit" in done.stderr
+    assert "raised in the forked child" in done.stderr
+    assert [run.info.status for run in store.runs() if run.info.run_name == "fork-fails"] == ["FAILED"]
+    assert store.model_versions("fork-fails") == []
