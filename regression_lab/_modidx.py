@@ -389,6 +389,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'regression_lab/jobs/base.py'),
                                           'regression_lab.jobs.base._pause_autolog': ( 'jobs_base.html#_pause_autolog',
                                                                                        'regression_lab/jobs/base.py'),
+                                          'regression_lab.jobs.base._portable': ('jobs_base.html#_portable', 'regression_lab/jobs/base.py'),
                                           'regression_lab.jobs.base._resume_autolog': ( 'jobs_base.html#_resume_autolog',
                                                                                         'regression_lab/jobs/base.py'),
                                           'regression_lab.jobs.base.autolog_paused': ( 'jobs_base.html#autolog_paused',

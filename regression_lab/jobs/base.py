@@ -102,6 +102,17 @@ def import_quietly(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
         with contextlib.suppress(Exception):
             importlib.import_module(name)
 
+# %% ../../nbs/08_jobs_base.ipynb #0bf72f88
+def _portable(error: BaseException) -> BaseException:
+    "`error` with its traceback as a note, or a `RuntimeError` saying the same if `error` would not unpickle."
+    import pickle
+    note = "raised in the forked child:\n" + "".join(traceback.format_exception(error)).rstrip()
+    try:
+        pickle.loads(pickle.dumps(error))  # e.g. an exception class whose __init__ takes other arguments than its args
+    except Exception:
+        error = RuntimeError(f"{type(error).__name__}: {error}")
+    error.add_note(note)
+    return error
 
 # %% ../../nbs/08_jobs_base.ipynb #5063119d
 def _answer_with(work: T.Callable[[], T.Any], answer) -> None:
@@ -112,13 +123,11 @@ def _answer_with(work: T.Callable[[], T.Any], answer) -> None:
     try:
         reply = (True, work())
     except BaseException as error:
-        error.add_note("raised in the forked child:\n" + "".join(traceback.format_exception(error)).rstrip())
-        reply = (False, error)
+        reply = (False, _portable(error))
     try:
         answer.send(reply)
     except Exception as error:  # an answer that does not pickle: nothing was written, so say that instead
         answer.send((False, RuntimeError(f"the forked work's answer could not be sent back: {error!r}")))
-
 
 # %% ../../nbs/08_jobs_base.ipynb #93302ae8
 class Forked:
@@ -152,7 +161,6 @@ class Forked:
         self.process.join()
         self._answer.close()
 
-
 # %% ../../nbs/08_jobs_base.ipynb #9a3ba97a
 @patch
 def alone_in_process(self: Job) -> Job:
@@ -178,7 +186,6 @@ def _cancel_ahead(self: Job) -> None:
     ahead, self._ahead = self._ahead, None
     if ahead is not None:
         ahead.cancel()
-
 
 # %% ../../nbs/08_jobs_base.ipynb #945c0825
 @patch

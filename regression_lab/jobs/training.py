@@ -5,8 +5,8 @@
 # %% ../../nbs/08a_jobs_training.ipynb #2d8e77b7
 from __future__ import annotations
 
-import typing as T
 import os
+import typing as T
 from pathlib import Path
 
 import pydantic as pdt
@@ -179,7 +179,6 @@ def work_ahead(self: TrainingJob):
             pipeline = model.fit(inputs.iloc[train], targets.iloc[train])
             return pipeline, pipeline.predict(inputs.iloc[test])
     return fit_predict
-
 
 # %% ../../nbs/08a_jobs_training.ipynb #9464400e
 @patch
