@@ -10,6 +10,8 @@ import contextlib
 import functools
 import gc
 import importlib
+import os
+import pickle
 import signal
 import sys
 import threading
@@ -105,7 +107,6 @@ def import_quietly(modules: T.Iterable[str], # module names, e.g. ("mlflow",)
 # %% ../../nbs/08_jobs_base.ipynb #0bf72f88
 def _portable(error: BaseException) -> BaseException:
     "`error` with its traceback as a note, or a `RuntimeError` saying the same if `error` would not unpickle."
-    import pickle
     note = "raised in the forked child:\n" + "".join(traceback.format_exception(error)).rstrip()
     try:
         pickle.loads(pickle.dumps(error))  # e.g. an exception class whose __init__ takes other arguments than its args
@@ -115,8 +116,8 @@ def _portable(error: BaseException) -> BaseException:
     return error
 
 # %% ../../nbs/08_jobs_base.ipynb #5063119d
-def _answer_with(work: T.Callable[[], T.Any], answer) -> None:
-    "In the child: send `(True, work())` through `answer`, or `(False, error)` with the child's traceback as a note."
+def _answer_with(work: T.Callable[[], T.Any], answer: int) -> None:
+    "In the child: write `(True, work())` to the pipe `answer`, or `(False, error)` with the child's traceback."
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides, and cancels
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler would raise in the child's work
     gc.freeze()  # the inherited heap stays shared: collections skip it instead of touching (and copying) its pages
@@ -124,30 +125,29 @@ def _answer_with(work: T.Callable[[], T.Any], answer) -> None:
         reply = (True, work())
     except BaseException as error:
         reply = (False, _portable(error))
-    try:
-        answer.send(reply)
-    except Exception as error:  # an answer that does not pickle: nothing was written, so say that instead
-        answer.send((False, RuntimeError(f"the forked work's answer could not be sent back: {error!r}")))
+    with os.fdopen(answer, "wb") as pipe:  # streamed: a large model is not copied into one more bytes object
+        pickle.dump(reply, pipe, protocol=pickle.HIGHEST_PROTOCOL)
 
 # %% ../../nbs/08_jobs_base.ipynb #93302ae8
 class Forked:
     "`work()` running in a forked child process; `result()` waits for what it returns, or raises what it raised."
     def __init__(self, work: T.Callable[[], T.Any]):
         import multiprocessing
-        context = multiprocessing.get_context("fork")
-        self._answer, answer = context.Pipe(duplex=False)
-        self.process = context.Process(target=_answer_with, args=(work, answer), name="regression-lab-ahead",
-                                       daemon=True)  # a child still running when the process exits is stopped
+        reading, writing = os.pipe()
+        self._answer = os.fdopen(reading, "rb")
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_answer_with, args=(work, writing), name="regression-lab-ahead",
+            daemon=True)  # a child still running when the process exits is stopped
         self.process.start()
-        answer.close()  # only the child writes: if it dies, reading ends instead of waiting forever
+        os.close(writing)  # only the child writes: if it dies, reading ends instead of waiting forever
 
     def result(self) -> T.Any:
         "The child's answer: its return value, or its exception raised here."
         try:
-            succeeded, value = self._answer.recv()
-        except EOFError:
-            self.process.join()
-            raise RuntimeError(f"the forked work ended without an answer (exit code {self.process.exitcode})") from None
+            succeeded, value = pickle.load(self._answer)
+        except Exception as error:  # the pipe ended before a whole answer: the child died, or could not pickle it
+            self.process.join(timeout=5)
+            raise RuntimeError(f"the forked work ended without an answer (exit code {self.process.exitcode})") from error
         finally:
             self.cancel()
         if not succeeded:
