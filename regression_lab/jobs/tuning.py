@@ -747,8 +747,10 @@ def _beat_orphans(self: _Search) -> list[int]:
            if trial.datetime_start is not None and trial.datetime_start < started_before]
     if not old:
         return []
+    query = sa.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True))  # only the old trials' rows, not every heartbeat the study ever had
     with self.experiments.storage.engine.connect() as connection:  # Optuna's own table of heartbeats
-        beating = set(connection.execute(sa.text("SELECT trial_id FROM trial_heartbeats")).scalars())
+        beating = set(connection.execute(query, {"ids": [trial._trial_id for trial in old]}).scalars())
     orphans = [trial for trial in old if trial._trial_id not in beating]
     for trial in orphans:
         self.storage.record_heartbeat(trial._trial_id)
