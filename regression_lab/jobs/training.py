@@ -271,7 +271,7 @@ def _log_figures(self: TrainingJob, actual, predicted) -> None:
 # %% ../../nbs/08a_jobs_training.ipynb #1444d6b4
 @patch
 def _register(self: TrainingJob, model_uri: str):
-    "Step 9: the saved model at `model_uri` as a new version of the service's registered model."
+    "Step 10: the saved model at `model_uri` as a new version of the service's registered model."
     name = self.mlflow_service.registry_name
     version = self.registry.register(name, model_uri)
     self.logger_service.logger().info("[10/11] registered {} version {}", name, version.version)
